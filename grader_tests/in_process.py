@@ -1,0 +1,76 @@
+"""Run a notebook's non-test cells in this process, for `pytest grader_tests --notebook PATH`.
+
+Test cells are skipped: pytest runs the same checks directly. A cell that raises is recorded and
+the run goes on, as nbgrader does, so one broken part does not hide the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import nbformat
+from IPython.core.inputtransformer2 import TransformerManager
+
+from . import figures
+from .isolation import quiet
+
+
+class _NoMagics:
+    """`get_ipython()` for transformed magics (`%matplotlib inline`): they do nothing here."""
+
+    def run_line_magic(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    run_cell_magic = run_line_magic
+
+    def system(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+@dataclass
+class NotebookRun:
+    namespace: dict[str, Any]
+    figures: list[Any]
+    errors: list[str] = field(default_factory=list)
+
+
+def is_test_cell(cell: Any) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("grade")) and not meta.get("solution")
+
+
+def execute(path: Path) -> NotebookRun:
+    notebook = nbformat.read(path, as_version=4)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures.install()
+    start = len(figures.RECORDED)
+    namespace: dict[str, Any] = {"__name__": "__main__", "get_ipython": _NoMagics}
+    run = NotebookRun(namespace, [])
+    transformer = TransformerManager()
+    original_show = plt.show
+    plt.show = lambda *args, **kwargs: plt.close("all")  # the inline backend's show: display, then close
+    try:
+        for index, cell in enumerate(notebook.cells):
+            if cell.cell_type != "code" or is_test_cell(cell):
+                continue
+            source = transformer.transform_cell(cell.source)
+            try:
+                with quiet():
+                    exec(compile(source, f"<cell {index}>", "exec"), namespace)  # noqa: S102
+            except BaseException as exc:  # noqa: BLE001 - a failing cell is part of the result
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                run.errors.append(f"cell {index}: {type(exc).__name__}: {exc}")
+            finally:
+                with contextlib.suppress(Exception):
+                    plt.close("all")
+    finally:
+        plt.show = original_show
+    run.figures = figures.RECORDED[start:]
+    return run

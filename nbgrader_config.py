@@ -1,0 +1,43 @@
+"""nbgrader settings for the Custom Training Basics course kit (read by every `nbgrader` command)."""
+
+from pathlib import Path
+
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearHiddenTests,
+    Execute,
+    GetGrades,
+    IgnorePattern,
+    LimitOutput,
+    SaveAutoGrades,
+)
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+
+from coursekit.preprocessors import SanitizeTestOutputs
+
+c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
+
+c.CourseDirectory.root = str(Path(__file__).resolve().parent)
+c.CourseDirectory.course_id = "custom-training"
+
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+
+# A cell may train for a while, never forever.
+c.Execute.timeout = 120
+
+# nbgrader's autograde steps, with the kit's SanitizeTestOutputs right after execution.
+c.Autograde.autograde_preprocessors = [
+    Execute,
+    SanitizeTestOutputs,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
+
+# Feedback shows each check's message, never the hidden tests' source.
+c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
