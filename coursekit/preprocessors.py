@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from nbconvert.preprocessors import Preprocessor
 from nbformat import NotebookNode
 from nbgrader import utils
+from nbgrader.preprocessors import NbGraderPreprocessor
 
 
-class SanitizeTestOutputs(Preprocessor):
+class SanitizeTestOutputs(NbGraderPreprocessor):  # enabled by default, unlike nbconvert's base
     """Tidy test cells' outputs after execution, before nbgrader scores them.
 
     - stderr becomes stdout: nbgrader scores any test cell that wrote to stderr 0, and a

@@ -48,7 +48,7 @@ def _fmt(value: Any) -> str:
 def _numeric(description: str, value: Any) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=np.float64)
-    except Exception as exc:  # noqa: BLE001 - what the student returned is the outcome
+    except Exception as exc:
         raise CheckFailure(
             f"{description} returned {type(value).__name__}, which is not a number or tensor: {exc}"
         ) from exc
@@ -125,16 +125,26 @@ def _model_output(model: Any, x: Any, what: str) -> np.ndarray:
 
 
 def check_model_output(ns: Namespace) -> Iterator[str]:
+    # Sets w and b itself, so a wrong initial value costs model-variable points only.
     model = _fresh_model(ns)
     w, b = _variables(model)
+    for name, var in (("w", w), ("b", b)):
+        if not isinstance(var, tf.Variable):
+            raise CheckFailure(
+                f"model.{name} is a {type(var).__name__}, not a tf.Variable, so its value cannot be set "
+                "to test the output: make w and b tf.Variables."
+            )
+    call("setting w=1.5 and b=-0.5", lambda: (w.assign(tf.cast(1.5, w.dtype)), b.assign(tf.cast(-0.5, b.dtype))))
     got = _model_output(model, 2.0, "model(2.0)")
-    if got.shape != () or not np.isclose(got, 6.0, rtol=1e-6):
-        hint = _model_hint(got, 2.0, 1.0, 4.0)
-        raise CheckFailure(f"model(2.0) returned {_fmt(got)}; expected w*x + b = 1*2 + 4 = 6.{hint}")
-    yield "model(2.0) == 6.0 for a scalar"
+    if got.shape != () or not np.isclose(got, 2.5, rtol=1e-6):
+        raise CheckFailure(
+            f"with w=1.5 and b=-0.5, model(2.0) returned {_fmt(got)}; expected w*x + b = 2.5."
+            + _model_hint(got, 2.0, 1.5, -0.5)
+        )
+    yield "model(2.0) == w*2 + b for a scalar"
     x = np.array([-1.5, 0.0, 0.5, 2.0, 3.0], dtype=np.float32)
     got = _model_output(model, tf.constant(x), "model(x) for a vector x")
-    expected = 1.0 * x + 4.0
+    expected = 1.5 * x - 0.5
     if got.shape != x.shape:
         raise CheckFailure(
             f"model(x) for x of shape {x.shape} returned shape {got.shape}; expected one output "
@@ -143,15 +153,15 @@ def check_model_output(ns: Namespace) -> Iterator[str]:
         )
     if not np.allclose(got, expected, rtol=1e-6, atol=1e-6):
         raise CheckFailure(
-            f"model(x) for x={_fmt(x)} returned {_fmt(got)}; expected w*x + b = {_fmt(expected)}."
-            + _model_hint(got, x, 1.0, 4.0)
+            f"with w=1.5 and b=-0.5, model(x) for x={_fmt(x)} returned {_fmt(got)}; expected "
+            f"w*x + b = {_fmt(expected)}." + _model_hint(got, x, 1.5, -0.5)
         )
     yield "model(x) == w*x + b elementwise for a vector"
-    call("assigning w and b", lambda: (w.assign(3.0), b.assign(-2.0)))
+    call("setting w=3 and b=-2", lambda: (w.assign(tf.cast(3.0, w.dtype)), b.assign(tf.cast(-2.0, b.dtype))))
     got = _model_output(model, tf.constant(x), "model(x) after changing w and b")
-    if not np.allclose(got, 3.0 * x - 2.0, rtol=1e-6, atol=1e-6):
+    if got.shape != x.shape or not np.allclose(got, 3.0 * x - 2.0, rtol=1e-6, atol=1e-6):
         raise CheckFailure(
-            "after setting w=3 and b=-2, model(x) still returned "
+            "after setting w=3 and b=-2, model(x) returned "
             f"{_fmt(got)} instead of {_fmt(3.0 * x - 2.0)}: __call__ must read self.w and self.b "
             "each time, not values copied in __init__."
         )
@@ -224,8 +234,7 @@ def _expect_loss(got: np.ndarray, predicted: np.ndarray, target: np.ndarray, whe
         if np.isclose(got, mistake(difference), rtol=1e-5, atol=1e-7):
             if hint.startswith("did you sum the squared"):
                 message += f" That is {float(got) / expected:.0f}x the expected value:"
-            return_hint = f" {hint}"
-            raise CheckFailure(message + return_hint)
+            raise CheckFailure(f"{message} {hint}")
     raise CheckFailure(message)
 
 
@@ -259,18 +268,13 @@ def check_loss_properties(ns: Namespace) -> Iterator[str]:
         out = call("loss(predicted_y, target_y) under a GradientTape", loss_fn, variable, tf.constant(target))
     try:
         grad = tape.gradient(out, variable)
-    except Exception:  # noqa: BLE001 - a non-tensor result has no gradient
+    except Exception:
         grad = None
     if grad is None:
         raise CheckFailure(
             "no gradient flows through your loss: compute it with TensorFlow operations "
             "(tf.square, tf.reduce_mean), without .numpy() or NumPy functions, so that "
             "GradientTape can differentiate it."
-        )
-    expected = 2.0 * (predicted - target) / predicted.size
-    if not np.allclose(grad.numpy(), expected, rtol=1e-5, atol=1e-6):
-        raise CheckFailure(
-            f"the gradient of your loss is {_fmt(grad.numpy())}; the MSE's is {_fmt(expected)}."
         )
     yield "gradients flow through the loss"
 
@@ -329,7 +333,7 @@ def check_train_step(ns: Namespace) -> Iterator[str]:
         returned = _train_call(train, model, lr)
         expected = ref.gd_step(ref.INITIAL_W, ref.INITIAL_B, _TRAIN_X, _TRAIN_Y, lr)
         got_w, got_b = float(model.w.numpy()), float(model.b.numpy())
-        if not (np.isclose(got_w, expected.w, rtol=1e-5, atol=1e-6) and np.isclose(got_b, expected.b, rtol=1e-5, atol=1e-6)):
+        if not np.allclose((got_w, got_b), (expected.w, expected.b), rtol=1e-5, atol=1e-6):
             start = ref.Step(ref.INITIAL_W, ref.INITIAL_B, expected.loss)
             raise CheckFailure(
                 f"one step from w=1, b=4 with learning_rate={lr} gave w={got_w:.6g}, b={got_b:.6g}; "
@@ -364,34 +368,38 @@ def check_train_state(ns: Namespace) -> Iterator[str]:
         )
     if not isinstance(model.w, tf.Variable) or not isinstance(model.b, tf.Variable):
         raise CheckFailure("after train, model.w or model.b is no longer a tf.Variable.")
-    if _variable_values(notebook_model) != notebook_state:
+    if not _same_values(_variable_values(notebook_model), notebook_state):
         raise CheckFailure(
             "train changed the notebook's global `model` instead of the model passed in: "
             "use the `model` argument."
         )
     yield "train updates the model passed in, in place, keeping the same tf.Variable objects"
-    first = ref.gd_step(ref.INITIAL_W, ref.INITIAL_B, _TRAIN_X, _TRAIN_Y, 0.1)
-    second = ref.gd_step(first.w, first.b, _TRAIN_X, _TRAIN_Y, 0.1)
-    returned = _numeric("the second train(...) call", _train_call(train, model, 0.1))
-    got_w, got_b = float(model.w.numpy()), float(model.b.numpy())
-    if not (np.isclose(got_w, second.w, rtol=1e-5, atol=1e-6) and np.isclose(got_b, second.b, rtol=1e-5, atol=1e-6)):
+    # Whatever rule train applies, a second call must do what a first call does from that state.
+    after_one = (float(model.w.numpy()), float(model.b.numpy()))
+    twice = _numeric("the second train(...) call", _train_call(train, model, 0.1))
+    fresh = _start_model(*after_one)
+    once = _numeric("train(...) on a fresh model", _train_call(train, fresh, 0.1))
+    got = (float(model.w.numpy()), float(model.b.numpy()))
+    expected = (float(fresh.w.numpy()), float(fresh.b.numpy()))
+    if not np.allclose(got, expected, rtol=1e-5, atol=1e-6) or not np.allclose(twice, once, rtol=1e-5):
         raise CheckFailure(
-            f"two calls gave w={got_w:.6g}, b={got_b:.6g}; expected two steps of gradient descent, "
-            f"w={second.w:.6g}, b={second.b:.6g}. Each call must take exactly one step, with no state "
-            "carried between calls (momentum, a counter, a cached gradient)."
+            f"a second call moved w, b from {after_one[0]:.6g}, {after_one[1]:.6g} to {got[0]:.6g}, "
+            f"{got[1]:.6g}, but a first call from that same state moves them to {expected[0]:.6g}, "
+            f"{expected[1]:.6g}: each call must take exactly one step, with no state carried between "
+            "calls (momentum, a counter, a cached gradient or optimizer built once for other variables)."
         )
-    if returned.shape != () or not np.isclose(returned, second.loss, rtol=1e-5):
-        raise CheckFailure(
-            f"the second call returned {_fmt(returned)}; expected its own loss before the update, "
-            f"{second.loss:.6g}."
-        )
-    yield "each call takes exactly one step"
+    yield "each call takes exactly one step, with no state carried between calls"
+
+
+def _same_values(a: tuple[float, ...] | None, b: tuple[float, ...] | None) -> bool:
+    # A diverged model holds NaN, which equals nothing: compare bit for bit instead.
+    return a is None or b is None or np.array_equal(a, b, equal_nan=True)
 
 
 def _variable_values(model: Any) -> tuple[float, ...] | None:
     try:
         return (float(model.w.numpy()), float(model.b.numpy()))
-    except Exception:  # noqa: BLE001 - no usable global model: nothing to compare
+    except Exception:
         return None
 
 
@@ -454,7 +462,7 @@ def _training_data(ns: Namespace) -> tuple[tf.Tensor, tf.Tensor]:
     try:
         if np.allclose(np.asarray(ns["xs"]), xs.numpy()) and np.allclose(np.asarray(ns["ys"]), ys.numpy()):
             return xs, ys
-    except Exception:  # noqa: BLE001 - missing or altered data: use the lab's own
+    except Exception:
         pass
     return xs, ys
 
@@ -468,8 +476,8 @@ def _substitution_note(history: History) -> str:
 def check_convergence_fit(ns: Namespace) -> Iterator[str]:
     history = rerun_training(ns, _statuses(ns))
     note = _substitution_note(history)
-    for epoch, (row, w, b, loss_value) in enumerate(zip(ref.SEED_LAB_TABLE, history.w, history.b, history.loss)):
-        seed_w, seed_b, seed_loss = row
+    rows = zip(ref.SEED_LAB_TABLE, history.w, history.b, history.loss, strict=True)
+    for epoch, ((seed_w, seed_b, seed_loss), w, b, loss_value) in enumerate(rows):
         if abs(w - seed_w) > ref.TABLE_WB_TOLERANCE or abs(b - seed_b) > ref.TABLE_WB_TOLERANCE:
             raise CheckFailure(
                 f"at epoch {epoch} the training run{note} had w={w:.2f}, b={b:.2f}; "
@@ -501,7 +509,7 @@ def check_convergence_history(ns: Namespace) -> Iterator[str]:
         values = recorded[name]
         try:
             array = np.asarray([float(np.asarray(v)) for v in values])
-        except Exception:  # noqa: BLE001 - missing or unreadable history
+        except Exception:
             raise CheckFailure(
                 f"the notebook has no usable `{name}`: run the training loop cell before this one."
             ) from None
@@ -603,7 +611,7 @@ def check_plot_history(ns: Namespace, figures: Figures) -> Iterator[str]:
         ("true w", np.full(ref.EPOCHS, ref.TRUE_W)),
         ("true b", np.full(ref.EPOCHS, ref.TRUE_B)),
     )
-    for line, (name, values) in zip(lines, expectations):
+    for line, (name, values) in zip(lines, expectations, strict=False):  # extra lines are allowed
         x, y = (np.asarray(d, dtype=np.float64) for d in line.get_data())
         if x.shape != epochs.shape or not np.allclose(x, epochs) or not np.allclose(y, values, atol=1e-6):
             raise CheckFailure(

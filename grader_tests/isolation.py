@@ -63,7 +63,7 @@ def call(description: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) ->
             "with your code.",
             not_implemented=True,
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - any failure of student code is a graded outcome
+    except Exception as exc:
         raise StudentError(f"{description} raised {type(exc).__name__}: {exc}") from exc
 
 

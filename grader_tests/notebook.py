@@ -25,7 +25,7 @@ def _visible_tests_superseded() -> None:
 
 
 def grade(grade_id: str, namespace: Mapping[str, Any]) -> Callable[[], None]:
-    __tracebackhide__ = True  # noqa: F841 - read by IPython's traceback formatter
+    __tracebackhide__ = True
     result = checks.run(grade_id, namespace, figures.RECORDED)
     if not result.passed:
         raise CheckFailed(result.message) from None

@@ -1,0 +1,114 @@
+"""`coursekit`: the instructor's steps, each a real nbgrader command run with the kit's config.
+
+    source/ --release--> release/ --(students)--> submitted/ --grade--> autograded/ + gradebook.db
+            --feedback--> feedback/<student>/...html      --export--> grades.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Sequence
+
+from . import ASSIGNMENT, cohort, scores
+from .course import Course, CourseError
+
+
+def release(course: Course, args: argparse.Namespace) -> None:
+    course.nbgrader("generate_assignment", ASSIGNMENT, "--force")
+    print(f"released: {course.release_notebook.relative_to(course.root)}")
+
+
+def grade(course: Course, args: argparse.Namespace) -> None:
+    if not any(course.submitted.glob(f"*/{ASSIGNMENT}/*.ipynb")):
+        raise CourseError(
+            f"nothing to grade: put submissions in submitted/<student>/{ASSIGNMENT}/ "
+            "(or run `make demo`, which copies the demo cohort there)"
+        )
+    extra = ["--force"] if args.force else []
+    if args.student:
+        extra += ["--student", args.student]
+    course.nbgrader("autograde", ASSIGNMENT, *extra)
+
+
+def feedback(course: Course, args: argparse.Namespace) -> None:
+    course.nbgrader("generate_feedback", ASSIGNMENT, "--force")
+    print(f"feedback: {course.feedback.relative_to(course.root)}/<student>/{ASSIGNMENT}/{ASSIGNMENT}.html")
+
+
+def export(course: Course, args: argparse.Namespace) -> None:
+    course.nbgrader("export", "--to", args.to)
+    print(f"grades: {args.to}")
+
+
+def show_scores(course: Course, args: argparse.Namespace) -> None:
+    cells = scores.cell_scores(course.db_url)
+    print(scores.table(cells, scores.max_cell_points(course.db_url), sorted(cells)))
+
+
+def demo(course: Course, args: argparse.Namespace) -> None:
+    """The instructor's whole job, on the demo cohort shipped in demo/cohort/."""
+    students = [student.student_id for student in cohort.STUDENTS]
+    for student in students:
+        target = course.submitted_notebook(student)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(course.demo_cohort / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", target)
+    print(f"copied {len(students)} demo submissions into submitted/")
+    release(course, args)
+    args.force, args.student = True, None
+    grade(course, args)
+    feedback(course, args)
+    export(course, args)
+    cells = scores.cell_scores(course.db_url)
+    maxima = scores.max_cell_points(course.db_url)
+    print()
+    print(scores.table(cells, maxima, students))
+    expected = cohort.expected_scores(maxima)
+    off = [student for student in students if cells.get(student) != expected[student]]
+    if off:
+        raise CourseError(f"demo scores differ from demo/cohort's expectations for: {', '.join(off)}")
+    print(f"\nall {len(students)} demo submissions scored exactly as expected")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="coursekit",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("release", help="generate release/ from source/ (nbgrader generate_assignment)").set_defaults(
+        run=release
+    )
+    grading = commands.add_parser("grade", help="autograde submitted/ into autograded/ and the gradebook")
+    grading.add_argument("--force", action="store_true", help="regrade submissions that are already autograded")
+    grading.add_argument("--student", metavar="ID", help="grade this student only")
+    grading.set_defaults(run=grade)
+    commands.add_parser("feedback", help="write HTML feedback per student into feedback/").set_defaults(
+        run=feedback
+    )
+    exporting = commands.add_parser("export", help="export grades to CSV for an LMS (nbgrader export)")
+    exporting.add_argument("--to", default="grades.csv", metavar="FILE", help="where to write (default grades.csv)")
+    exporting.set_defaults(run=export)
+    commands.add_parser("scores", help="print each student's points per group from the gradebook").set_defaults(
+        run=show_scores
+    )
+    demoing = commands.add_parser("demo", help="release, grade, feedback and export the shipped demo cohort")
+    demoing.add_argument("--to", default="grades.csv", help=argparse.SUPPRESS)
+    demoing.set_defaults(run=demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, course: Course | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(course or Course.here(), args)
+    except CourseError as exc:
+        print(f"coursekit {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Scores from nbgrader's gradebook, per student and per group of test cells."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from nbgrader.api import Gradebook
+
+from . import ASSIGNMENT
+
+GROUPS: tuple[str, ...] = ("model", "loss", "train", "convergence", "plot")
+
+
+def group_of(grade_id: str) -> str:
+    for group in GROUPS:
+        if grade_id.startswith(f"test_{group}"):
+            return group
+    raise ValueError(f"grade cell {grade_id!r} belongs to no group of {GROUPS}")
+
+
+def cell_scores(db_url: str) -> dict[str, dict[str, float]]:
+    """{student: {grade_id: score}} for every autograded submission."""
+    scores: dict[str, dict[str, float]] = {}
+    with Gradebook(db_url) as gradebook:
+        for submission in gradebook.assignment_submissions(ASSIGNMENT):
+            cells: dict[str, float] = {}
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    cells[grade.name] = float(grade.score)
+            scores[submission.student_id] = cells
+    return scores
+
+
+def max_cell_points(db_url: str) -> dict[str, float]:
+    with Gradebook(db_url) as gradebook:
+        notebook = gradebook.find_assignment(ASSIGNMENT).notebooks[0]
+        return {cell.name: float(cell.max_score) for cell in notebook.grade_cells}
+
+
+def by_group(cells: dict[str, float]) -> dict[str, float]:
+    totals = dict.fromkeys(GROUPS, 0.0)
+    for grade_id, score in cells.items():
+        totals[group_of(grade_id)] += score
+    return totals
+
+
+def table(scores: dict[str, dict[str, float]], max_points: dict[str, float], students: Iterable[str]) -> str:
+    """A plain-text table: one row per student, one column per group, then the total."""
+    maxima = by_group(max_points)
+    header = ["student", *(f"{g} /{maxima[g]:g}" for g in GROUPS), f"total /{sum(maxima.values()):g}"]
+    rows = []
+    for student in students:
+        groups = by_group(scores.get(student, {}))
+        rows.append([student, *(f"{groups[g]:g}" for g in GROUPS), f"{sum(groups.values()):g}"])
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)

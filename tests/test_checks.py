@@ -1,0 +1,187 @@
+"""Fast unit tests of the hidden checks, on namespaces built here (no notebook, no kernel)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from grader_tests import checks
+from grader_tests import reference as ref
+from grader_tests.isolation import quiet, rebind
+
+
+def namespace(**overrides: Any) -> dict[str, Any]:
+    """A notebook's globals with the reference parts, then the given replacements."""
+    ns: dict[str, Any] = {"tf": tf, "np": np}
+    exec(
+        """
+class Model(object):
+  def __init__(self):
+    self.w = tf.Variable(1.0)
+    self.b = tf.Variable(4.0)
+  def __call__(self, x):
+    return self.w * x + self.b
+
+def loss(predicted_y, target_y):
+  return tf.reduce_mean(tf.square(predicted_y - target_y))
+
+def train(model, inputs, outputs, learning_rate):
+  with tf.GradientTape() as t:
+    current_loss = loss(model(inputs), outputs)
+  dw, db = t.gradient(current_loss, [model.w, model.b])
+  model.w.assign_sub(learning_rate * dw)
+  model.b.assign_sub(learning_rate * db)
+  return current_loss
+
+model = Model()
+""",
+        ns,
+    )
+    for name, source in overrides.items():
+        exec(source, ns)
+        assert name in ns
+    return ns
+
+
+PART_IDS = [g for g in checks.NAMESPACE_CHECKS if not g.startswith("test_convergence")]
+
+
+@pytest.mark.parametrize("grade_id", PART_IDS)
+def test_reference_parts_pass(grade_id: str) -> None:
+    result = checks.run(grade_id, namespace())
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize(
+    ("loss_source", "hint"),
+    [
+        ("def loss(p, t): return tf.reduce_sum(tf.square(p - t))", "did you sum the squared errors"),
+        ("def loss(p, t): return tf.reduce_mean(tf.abs(p - t))", "absolute error"),
+        ("def loss(p, t): return tf.sqrt(tf.reduce_mean(tf.square(p - t)))", "square root"),
+        ("def loss(p, t): return tf.reduce_mean(p - t)", "forget to square"),
+        ("def loss(p, t): return tf.square(p - t)", "a single number"),
+    ],
+)
+def test_loss_mistakes_are_named(loss_source: str, hint: str) -> None:
+    result = checks.run("test_loss_values", namespace(loss=loss_source))
+    assert not result.passed
+    assert hint in result.message
+    assert "expected" in result.message
+
+
+def test_loss_that_blocks_gradients_fails_properties_only() -> None:
+    ns = namespace(loss="def loss(p, t): return np.mean(np.square(np.asarray(p) - np.asarray(t)))")
+    assert checks.run("test_loss_values", ns).passed
+    result = checks.run("test_loss_properties", ns)
+    assert not result.passed and "no gradient flows" in result.message
+
+
+def test_wrong_loss_costs_no_train_points() -> None:
+    ns = namespace(loss="def loss(p, t): return tf.reduce_sum(tf.abs(p - t))")
+    assert not checks.run("test_loss_values", ns).passed
+    assert checks.run("test_train_step", ns).passed
+    assert checks.run("test_train_state", ns).passed
+
+
+def test_wrong_model_costs_no_train_or_loss_points() -> None:
+    ns = namespace(Model="class Model:\n  def __init__(self):\n    self.w = 1.0\n    self.b = 4.0\n"
+                   "  def __call__(self, x):\n    return self.w * x")
+    assert not checks.run("test_model_variables", ns).passed
+    for grade_id in ("test_loss_values", "test_loss_properties", "test_train_step", "test_train_state"):
+        assert checks.run(grade_id, ns).passed, grade_id
+
+
+def test_convergence_substitutes_a_wrong_part() -> None:
+    ns = namespace(loss="def loss(p, t): return tf.reduce_sum(tf.square(p - t))")
+    statuses = {part: checks.part_status(ns, part) for part in checks.PART_CHECKS}
+    assert statuses == {"Model": "ok", "loss": "wrong", "train": "ok"}
+    history = checks.rerun_training(ns, statuses)
+    assert history.substituted == ("loss",)
+    assert abs(history.w[-1] - ref.SEED_LAB_TABLE[-1][0]) < ref.TABLE_WB_TOLERANCE
+
+
+def test_convergence_needs_every_part_attempted() -> None:
+    ns = namespace(train="def train(model, inputs, outputs, learning_rate):\n  raise NotImplementedError()")
+    result = checks.run("test_convergence_fit", ns)
+    assert not result.passed and "train is not implemented" in result.message
+
+
+@pytest.mark.parametrize(
+    ("train_source", "hint"),
+    [
+        ("def train(model, x, y, lr):\n  with tf.GradientTape() as t:\n    l = loss(model(x), y)\n"
+         "  dw, db = t.gradient(l, [model.w, model.b])\n  model.w.assign_add(lr * dw)\n"
+         "  model.b.assign_add(lr * db)\n  return l", "subtracts learning_rate * gradient"),
+        ("def train(model, x, y, lr):\n  with tf.GradientTape() as t:\n    l = loss(model(x), y)\n"
+         "  db, dw = t.gradient(l, [model.w, model.b])\n  model.w.assign_sub(lr * dw)\n"
+         "  model.b.assign_sub(lr * db)\n  return l", "swapped"),
+        ("def train(model, x, y, lr):\n  with tf.GradientTape() as t:\n    l = loss(model(x), y)\n"
+         "  dw, db = t.gradient(l, [model.w, model.b])\n  model.w.assign_sub(lr * dw)\n"
+         "  model.b.assign_sub(lr * db)\n  return loss(model(x), y)", "loss after the update"),
+    ],
+)
+def test_train_mistakes_are_named(train_source: str, hint: str) -> None:
+    result = checks.run("test_train_step", namespace(train=train_source))
+    assert not result.passed
+    assert hint in result.message
+
+
+def test_train_with_momentum_state_fails_one_step_per_call() -> None:
+    ns = namespace(train="""
+_velocity = {}
+def train(model, x, y, lr):
+  with tf.GradientTape() as t:
+    l = loss(model(x), y)
+  for var, g in zip([model.w, model.b], t.gradient(l, [model.w, model.b])):
+    v = 0.9 * _velocity.get(id(var), 0.0) + g
+    _velocity[id(var)] = v
+    var.assign_sub(lr * v)
+  return l
+""")
+    result = checks.run("test_train_state", ns)
+    assert not result.passed and "exactly one step" in result.message
+
+
+def test_rebind_reaches_helpers_and_unwraps_tf_function() -> None:
+    ns = namespace(train="""
+def helper(model, x, y):
+  return loss(model(x), y)
+
+@tf.function
+def train(model, x, y, lr):
+  with tf.GradientTape() as t:
+    l = helper(model, x, y)
+  dw, db = t.gradient(l, [model.w, model.b])
+  model.w.assign_sub(lr * dw)
+  model.b.assign_sub(lr * db)
+  return l
+""")
+    seen = []
+
+    def spy_loss(p: Any, t: Any) -> Any:
+        seen.append(True)
+        return ref.loss(p, t)
+
+    isolated = rebind(ns["train"], loss=spy_loss)
+    isolated(ref.Model(), tf.constant([1.0]), tf.constant([5.0]), 0.1)
+    assert seen, "the student's helper still called the notebook's loss"
+    assert ns["loss"] is not spy_loss
+
+
+def test_quiet_swallows_python_and_fd_output(capfd: pytest.CaptureFixture[str]) -> None:
+    with quiet():
+        print("python stdout")
+        os.write(2, b"fd stderr\n")
+    out, err = capfd.readouterr()
+    assert "python stdout" not in out and "fd stderr" not in err
+    print("after")
+    assert "after" in capfd.readouterr().out
+
+
+def test_unknown_grade_id_is_a_clear_error() -> None:
+    with pytest.raises(KeyError, match="no checks for grade id"):
+        checks.run("test_nothing", namespace())

@@ -1,0 +1,129 @@
+"""End to end with real nbgrader, real kernels and the real gradebook: the instructor's whole job."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from coursekit import ASSIGNMENT, cli, cohort, scores
+from coursekit.course import Course
+
+from .conftest import REPO, copy_course
+
+pytestmark = pytest.mark.slow
+
+EXTRA_STUDENTS = {"instructor_source": "source", "blank_release": "release"}
+SOLUTION_LINES = (
+    "tf.reduce_mean(tf.square(predicted_y - target_y))",
+    "model.w.assign_sub(learning_rate * dw)",
+    "self.w = tf.Variable(1.0)",
+)
+HIDDEN_MARKERS = ("BEGIN HIDDEN TESTS", "grader_tests", "checks.py", "def check_", "_run_check", "isolation.py")
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> Course:
+    """The demo run (`coursekit demo`) plus the source and the blank release as two more students."""
+    course = copy_course(tmp_path_factory.mktemp("course"))
+    for student, kind in EXTRA_STUDENTS.items():
+        target = course.submitted_notebook(student)
+        target.parent.mkdir(parents=True)
+        shutil.copyfile(course.source_notebook if kind == "source" else course.release_notebook, target)
+    assert cli.main(["demo"], course=course) == 0
+    return course
+
+
+def test_release_is_in_sync_with_source(tmp_path: Path) -> None:
+    course = copy_course(tmp_path)
+    course.release_notebook.unlink()
+    course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
+    fresh = json.loads(course.release_notebook.read_text())
+    committed = json.loads((REPO / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
+    assert fresh == committed, "release/ is out of date: run `make release` and commit it"
+
+
+def test_release_holds_no_solution_or_hidden_test_text(repo_course: Course) -> None:
+    text = repo_course.release_notebook.read_text()
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", *HIDDEN_MARKERS, *SOLUTION_LINES):
+        assert marker not in text, marker
+    cells = nbformat.read(repo_course.release_notebook, as_version=4).cells
+    solution_ids = [c.metadata.nbgrader["grade_id"] for c in cells if c.metadata.get("nbgrader", {}).get("solution")]
+    assert solution_ids == ["model", "loss", "train"]
+
+
+def test_validate_passes_on_source_and_fails_every_test_on_release(tmp_path: Path) -> None:
+    course = copy_course(tmp_path)
+    source = course.nbgrader("validate", str(course.source_notebook), quiet=True).stdout
+    assert "Success! Your notebook passes all the tests." in source
+    release = course.nbgrader("validate", "--invert", str(course.release_notebook), quiet=True).stdout
+    assert "Success! The notebook does not pass any tests." in release
+
+
+def test_every_demo_student_scores_exactly_as_expected(graded: Course) -> None:
+    got = scores.cell_scores(graded.db_url)
+    expected = cohort.expected_scores(scores.max_cell_points(graded.db_url))
+    wrong = {
+        student: {g: (got[student].get(g), points) for g, points in cells.items() if got[student].get(g) != points}
+        for student, cells in expected.items()
+    }
+    assert not {s: diff for s, diff in wrong.items() if diff}, "(got, expected) per student and cell"
+    assert len(cohort.STUDENTS) >= 25
+
+
+def test_source_scores_full_marks_and_stubs_score_zero(graded: Course) -> None:
+    got = scores.cell_scores(graded.db_url)
+    maxima = scores.max_cell_points(graded.db_url)
+    assert got["instructor_source"] == maxima
+    assert set(got["blank_release"].values()) == {0.0}
+    assert sum(maxima.values()) == 19
+
+
+def test_feedback_shows_messages_and_hides_checks_and_solutions(graded: Course) -> None:
+    pages = {p.parts[-3]: p.read_text() for p in graded.feedback.glob(f"*/{ASSIGNMENT}/{ASSIGNMENT}.html")}
+    assert len(pages) == len(cohort.STUDENTS) + len(EXTRA_STUDENTS)
+    for student, page in pages.items():
+        for marker in HIDDEN_MARKERS:
+            assert marker not in page, (student, marker)
+    for line in SOLUTION_LINES:
+        assert line not in pages["blank_release"]
+    assert "did you sum the squared errors instead of averaging them?" in pages["loss_sum"]
+    assert "You moved up the gradient" in pages["train_plus_gradient"]
+    assert "replace `raise NotImplementedError()` with your code" in pages["blank_release"]
+
+
+def test_autograded_test_cells_hold_messages_not_tracebacks(graded: Course) -> None:
+    notebook = nbformat.read(graded.autograded / "loss_abs" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    errors = [o for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id", "").startswith("test_")
+              for o in c.outputs if o.output_type == "error"]
+    assert [e.ename for e in errors] == ["CheckFailed"]
+    assert errors[0].traceback == [f"CheckFailed: {errors[0].evalue}"]
+    assert "absolute error" in errors[0].evalue
+
+
+def test_export_writes_one_row_per_student(graded: Course) -> None:
+    with open(graded.root / "grades.csv", newline="") as handle:
+        rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    got = scores.cell_scores(graded.db_url)
+    assert set(rows) == set(got)
+    for student, cells in got.items():
+        assert float(rows[student]["score"]) == pytest.approx(sum(cells.values()))
+
+
+@pytest.mark.parametrize(("student", "passes"), [("correct_keras_sgd", True), ("loss_sqrt", False)])
+def test_pytest_grader_tests_runs_on_any_notebook(repo_course: Course, student: str, passes: bool) -> None:
+    notebook = repo_course.demo_cohort / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "grader_tests", "--notebook", str(notebook)],
+        cwd=REPO, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == (0 if passes else 1), result.stdout[-3000:]
+    if not passes:
+        assert "1 failed, 10 passed" in result.stdout
+        assert "did you take the square root (RMSE)?" in result.stdout
