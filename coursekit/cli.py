@@ -21,7 +21,7 @@ def release(course: Course, args: argparse.Namespace) -> None:
 
 
 def grade(course: Course, args: argparse.Namespace) -> None:
-    if not any(course.submitted.glob(f"*/{ASSIGNMENT}/*.ipynb")):
+    if not any(course.submitted.glob(f"*/{ASSIGNMENT}/*.ipynb")):  # README.md alone is not a submission
         raise CourseError(
             f"nothing to grade: put submissions in submitted/<student>/{ASSIGNMENT}/ "
             "(or run `make demo`, which copies the demo cohort there)"

@@ -65,6 +65,8 @@ class Course:
         """Run `nbgrader ARGS` in the course directory, with the kit's config."""
         command = [_nbgrader_executable(), *args]
         env = dict(os.environ)
+        # nbgrader runs `alembic` (and kernels) from PATH: make it this environment's.
+        env["PATH"] = os.pathsep.join([str(Path(command[0]).parent), env.get("PATH", "")])
         # TensorFlow's C++ start-up chatter says nothing to an instructor; errors still show.
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         result = subprocess.run(

@@ -107,6 +107,18 @@ def test_autograded_test_cells_hold_messages_not_tracebacks(graded: Course) -> N
     assert "absolute error" in errors[0].evalue
 
 
+def test_two_runs_print_the_same_training_table(graded: Course) -> None:
+    def table(student: str) -> str:
+        path = graded.autograded / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+        cell = next(c for c in nbformat.read(path, as_version=4).cells
+                    if c.metadata.get("nbgrader", {}).get("grade_id") == "training_loop")
+        return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+    first = table("correct_reference")
+    assert first.count("Epoch") == 15 and first.startswith("Epoch  0: w=1.00 b=4.00, loss=")
+    assert table("instructor_source") == first == table("correct_tf_module")
+
+
 def test_export_writes_one_row_per_student(graded: Course) -> None:
     with open(graded.root / "grades.csv", newline="") as handle:
         rows = {row["student_id"]: row for row in csv.DictReader(handle)}
