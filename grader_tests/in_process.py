@@ -7,6 +7,7 @@ the run goes on, as nbgrader does, so one broken part does not hide the others.
 from __future__ import annotations
 
 import contextlib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,10 @@ from IPython.core.inputtransformer2 import TransformerManager
 
 from . import figures
 from .isolation import quiet
+
+# The files that come with the assignment (lab_setup.py): the instructor's copies, as nbgrader
+# restores them when it autogrades, whatever sits beside the notebook being graded.
+ASSIGNMENT_FILES = Path(__file__).resolve().parents[1] / "source" / "custom_training_basics"
 
 
 class _NoMagics:
@@ -55,6 +60,7 @@ def execute(path: Path) -> NotebookRun:
     transformer = TransformerManager()
     original_show = plt.show
     plt.show = lambda *args, **kwargs: plt.close("all")  # the inline backend's show: display, then close
+    sys.path.insert(0, str(ASSIGNMENT_FILES))
     try:
         for index, cell in enumerate(notebook.cells):
             if cell.cell_type != "code" or is_test_cell(cell):
@@ -72,5 +78,6 @@ def execute(path: Path) -> NotebookRun:
                     plt.close("all")
     finally:
         plt.show = original_show
+        sys.path.remove(str(ASSIGNMENT_FILES))
     run.figures = figures.RECORDED[start:]
     return run

@@ -47,6 +47,11 @@ def test_release_is_in_sync_with_source(tmp_path: Path) -> None:
     fresh = json.loads(course.release_notebook.read_text())
     committed = json.loads((REPO / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
     assert fresh == committed, "release/ is out of date: run `make release` and commit it"
+    released_files = sorted(p.name for p in (REPO / "release" / ASSIGNMENT).iterdir())
+    assert released_files == sorted(p.name for p in course.release_notebook.parent.iterdir())
+    for name in released_files:
+        fresh_file = course.release_notebook.parent / name
+        assert fresh_file.read_bytes() == (REPO / "release" / ASSIGNMENT / name).read_bytes(), name
 
 
 def test_release_holds_no_solution_or_hidden_test_text(repo_course: Course) -> None:
