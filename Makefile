@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast lint release grade feedback export scores cohort clean
+.PHONY: help venv demo test test-fast lint bench lab release grade feedback export scores cohort clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,13 +25,21 @@ demo: $(STAMP) ## the instructor's whole job on the shipped demo cohort: release
 
 test: $(STAMP) ## lint, then every test: unit and end to end (real nbgrader, kernels, browser)
 	$(BIN)/ruff check .
+	bash tests/browser/install_browser.sh
 	$(PYTEST) tests
 
 test-fast: $(STAMP) ## the unit tests only (seconds)
 	$(PYTEST) tests -m "not slow"
 
+bench: $(STAMP) ## time coursekit grade against plain nbgrader autograde on the demo cohort; compare scores
+	$(BIN)/python -m coursekit.bench
+
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
+
+lab: $(STAMP) ## JupyterLab on a working copy of the release in lab/, as a student sees it
+	@test -d lab/custom_training_basics || (mkdir -p lab && cp -r release/custom_training_basics lab/)
+	$(BIN)/jupyter lab --ServerApp.root_dir=lab custom_training_basics/custom_training_basics.ipynb
 
 release: $(STAMP) ## generate release/ from source/ (commit the result)
 	$(BIN)/coursekit release

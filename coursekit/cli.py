@@ -29,7 +29,7 @@ def grade(course: Course, args: argparse.Namespace) -> None:
     extra = ["--force"] if args.force else []
     if args.student:
         extra += ["--student", args.student]
-    course.nbgrader("autograde", ASSIGNMENT, *extra)
+    course.nbgrader("autograde", ASSIGNMENT, *extra, warm=not args.cold)
 
 
 def feedback(course: Course, args: argparse.Namespace) -> None:
@@ -56,7 +56,7 @@ def demo(course: Course, args: argparse.Namespace) -> None:
         shutil.copyfile(course.demo_cohort / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", target)
     print(f"copied {len(students)} demo submissions into submitted/")
     release(course, args)
-    args.force, args.student = True, None
+    args.force, args.student, args.cold = True, None, False
     grade(course, args)
     feedback(course, args)
     export(course, args)
@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     grading = commands.add_parser("grade", help="autograde submitted/ into autograded/ and the gradebook")
     grading.add_argument("--force", action="store_true", help="regrade submissions that are already autograded")
     grading.add_argument("--student", metavar="ID", help="grade this student only")
+    grading.add_argument(
+        "--cold", action="store_true",
+        help="start a fresh kernel per submission, as plain nbgrader does (default: kernels forked from a "
+        "parent that imported TensorFlow once)",
+    )
     grading.set_defaults(run=grade)
     commands.add_parser("feedback", help="write HTML feedback per student into feedback/").set_defaults(
         run=feedback

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -61,19 +62,22 @@ class Course:
     def submitted_notebook(self, student_id: str) -> Path:
         return self.submitted / student_id / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 
-    def nbgrader(self, *args: str, quiet: bool = False) -> subprocess.CompletedProcess[str]:
-        """Run `nbgrader ARGS` in the course directory, with the kit's config."""
+    def nbgrader(self, *args: str, quiet: bool = False, warm: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run `nbgrader ARGS` in the course directory, with the kit's config; `warm`: forked kernels."""
         command = [_nbgrader_executable(), *args]
         env = dict(os.environ)
         # nbgrader runs `alembic` (and kernels) from PATH: make it this environment's.
         env["PATH"] = os.pathsep.join([str(Path(command[0]).parent), env.get("PATH", "")])
         # TensorFlow's C++ start-up chatter says nothing to an instructor; errors still show.
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        result = subprocess.run(
-            command, cwd=self.root, env=env, text=True,
-            stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT if quiet else None,
-            check=False,
-        )
+        from .warm_kernels import warm_environment
+
+        with warm_environment(env) if warm else contextlib.nullcontext(env) as run_env:
+            result = subprocess.run(
+                command, cwd=self.root, env=run_env, text=True,
+                stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT if quiet else None,
+                check=False,
+            )
         if result.returncode != 0:
             detail = f"\n{result.stdout[-4000:]}" if quiet and result.stdout else ""
             raise CourseError(f"`nbgrader {' '.join(args)}` failed with exit code {result.returncode}.{detail}")

@@ -412,13 +412,26 @@ PART_CHECKS: dict[str, tuple[Callable[[Namespace], Iterator[str]], ...]] = {
 }
 
 
+# Later cells ask again about the same student objects: answer from memory. Keyed by identity, holding
+# the objects themselves so an id cannot be reused; a part redefined in a later cell is a new key.
+_STATUS_MEMO: dict[tuple[str, int], tuple[Any, str]] = {}
+
+
 def part_status(ns: Namespace, part: str) -> str:
     """'ok', 'wrong' (attempted, fails its own checks) or 'missing' (not attempted)."""
+    obj = ns.get(part)
+    key = (part, id(obj))
+    if obj is not None and key in _STATUS_MEMO and _STATUS_MEMO[key][0] is obj:
+        return _STATUS_MEMO[key][1]
+    status = "ok"
     for check in PART_CHECKS[part]:
         outcome = _run_check(check, ns)
         if not outcome.passed:
-            return "missing" if outcome.check == "not implemented" else "wrong"
-    return "ok"
+            status = "missing" if outcome.check == "not implemented" else "wrong"
+            break
+    if obj is not None:
+        _STATUS_MEMO[key] = (obj, status)
+    return status
 
 
 def _statuses(ns: Namespace, parts: tuple[str, ...] = tuple(PART_CHECKS)) -> dict[str, str]:

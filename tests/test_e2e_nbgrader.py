@@ -144,3 +144,34 @@ def test_pytest_grader_tests_runs_on_any_notebook(repo_course: Course, student: 
     if not passes:
         assert "1 failed, 10 passed" in result.stdout
         assert "did you take the square root (RMSE)?" in result.stdout
+
+
+def test_warm_kernels_score_exactly_like_plain_nbgrader(tmp_path: Path) -> None:
+    students = ["correct_noisy", "loss_numpy", "train_global_model", "model_class_attributes"]
+    results = {}
+    for warm in (False, True):
+        course = copy_course(tmp_path / ("warm" if warm else "plain"))
+        course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
+        for student in students:
+            target = course.submitted_notebook(student)
+            target.parent.mkdir(parents=True)
+            shutil.copyfile(course.demo_cohort / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", target)
+        course.nbgrader("autograde", ASSIGNMENT, quiet=True, warm=warm)
+        results[warm] = scores.cell_scores(course.db_url)
+    assert results[True] == results[False]
+    assert set(results[True]) == set(students)
+
+
+CORRECT_QUIET = [
+    s.student_id for s in cohort.STUDENTS if s.student_id.startswith("correct_") and "noisy" not in s.student_id
+]
+
+
+@pytest.mark.parametrize("student", CORRECT_QUIET)
+def test_visible_tests_pass_on_correct_work_in_the_release(repo_course: Course, student: str, tmp_path: Path) -> None:
+    # The release has no hidden regions, so this runs the visible tests exactly as a student's Validate does.
+    # (correct_noisy is left out: nbgrader's validate fails any test cell that wrote to stderr.)
+    shutil.copy(repo_course.release_notebook.with_name("lab_setup.py"), tmp_path / "lab_setup.py")
+    notebook = shutil.copy(repo_course.demo_cohort / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", tmp_path)
+    out = repo_course.nbgrader("validate", str(notebook), quiet=True).stdout
+    assert "Success! Your notebook passes all the tests." in out, out[-3000:]

@@ -1,0 +1,72 @@
+"""`make bench`: `coursekit grade` against plain `nbgrader autograde`, on the same cohort, in one run.
+
+Both grade a fresh copy of the course with the demo cohort (repeated to reach --students), then every
+per-cell score is compared. Prints the throughput ratio, seconds per submission and peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import ASSIGNMENT, cohort, scores
+from .course import Course
+
+
+def _course_with_cohort(root: Path, repo: Path, students: int) -> tuple[Course, list[str]]:
+    for folder in ("source", "release", "demo"):
+        shutil.copytree(repo / folder, root / folder)
+    shutil.copy(repo / "nbgrader_config.py", root / "nbgrader_config.py")
+    course = Course(root)
+    course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
+    ids = []
+    for index in range(students):
+        student = cohort.STUDENTS[index % len(cohort.STUDENTS)]
+        student_id = f"{student.student_id}_{index // len(cohort.STUDENTS)}"
+        target = course.submitted_notebook(student_id)
+        target.parent.mkdir(parents=True)
+        shutil.copyfile(course.demo_cohort / student.student_id / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", target)
+        ids.append(student_id)
+    return course, ids
+
+
+def _timed_grade(course: Course, warm: bool) -> float:
+    start = time.perf_counter()
+    course.nbgrader("autograde", ASSIGNMENT, "--force", quiet=True, warm=warm)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="coursekit-bench", description=__doc__)
+    parser.add_argument("--students", type=int, default=len(cohort.STUDENTS), help="cohort size (default: %(default)s)")
+    args = parser.parse_args(argv)
+    repo = Course.here().root
+    with tempfile.TemporaryDirectory(prefix="coursekit-bench-") as scratch:
+        plain, ids = _course_with_cohort(Path(scratch) / "plain", repo, args.students)
+        fast, _ = _course_with_cohort(Path(scratch) / "fast", repo, args.students)
+        print(f"grading {len(ids)} submissions twice: plain nbgrader autograde, then coursekit grade", flush=True)
+        plain_seconds = _timed_grade(plain, warm=False)
+        fast_seconds = _timed_grade(fast, warm=True)
+        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        plain_scores, fast_scores = scores.cell_scores(plain.db_url), scores.cell_scores(fast.db_url)
+    differing = [student for student in ids if plain_scores.get(student) != fast_scores.get(student)]
+    n = len(ids)
+    print(f"{'':24}{'seconds':>10}{'s/submission':>15}")
+    print(f"{'plain nbgrader autograde':24}{plain_seconds:10.1f}{plain_seconds / n:15.2f}")
+    print(f"{'coursekit grade':24}{fast_seconds:10.1f}{fast_seconds / n:15.2f}")
+    print(f"throughput ratio: {plain_seconds / fast_seconds:.2f}x (goal: 15x)")
+    print(f"peak memory of one process: {peak_mib:.0f} MiB")
+    print(f"per-cell scores identical for {n - len(differing)} of {n} submissions")
+    if differing:
+        print(f"scores differ for: {', '.join(differing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
