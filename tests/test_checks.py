@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from coursekit import cohort
 from grader_tests import checks
 from grader_tests import reference as ref
 from grader_tests.isolation import quiet, rebind
@@ -17,30 +18,8 @@ from grader_tests.isolation import quiet, rebind
 def namespace(**overrides: Any) -> dict[str, Any]:
     """A notebook's globals with the reference parts, then the given replacements."""
     ns: dict[str, Any] = {"tf": tf, "np": np}
-    exec(
-        """
-class Model(object):
-  def __init__(self):
-    self.w = tf.Variable(1.0)
-    self.b = tf.Variable(4.0)
-  def __call__(self, x):
-    return self.w * x + self.b
-
-def loss(predicted_y, target_y):
-  return tf.reduce_mean(tf.square(predicted_y - target_y))
-
-def train(model, inputs, outputs, learning_rate):
-  with tf.GradientTape() as t:
-    current_loss = loss(model(inputs), outputs)
-  dw, db = t.gradient(current_loss, [model.w, model.b])
-  model.w.assign_sub(learning_rate * dw)
-  model.b.assign_sub(learning_rate * db)
-  return current_loss
-
-model = Model()
-""",
-        ns,
-    )
+    # The student's three cells (the demo cohort's correct ones), run in a notebook-like namespace.
+    exec("\n\n".join((cohort.MODEL, cohort.LOSS, cohort.TRAIN)), ns)
     for name, source in overrides.items():
         exec(source, ns)
         assert name in ns

@@ -24,6 +24,8 @@ import pytest
 from nbgrader import __version__ as nbgrader_version
 from playwright.sync_api import Locator, Page, expect
 
+from coursekit import cohort
+
 from .conftest import REPO_ROOT, LabServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -44,39 +46,12 @@ LOAD_TIMEOUT_MS = 60_000
 RUN_ALL_TIMEOUT_MS = 120_000
 VALIDATE_TIMEOUT_MS = 120_000
 
-MODEL_SOLUTION = """\
-class Model(object):
-  def __init__(self):
-    # Initialize the weight to `1.0` and the bias to `4.0`.
-    self.w = tf.Variable(1.0)
-    self.b = tf.Variable(4.0)
-
-  def __call__(self, x):
-    return self.w * x + self.b
-
-model = Model()
-"""
-
-LOSS_SOLUTION = """\
-def loss(predicted_y, target_y):
-  return tf.reduce_mean(tf.square(predicted_y - target_y))
-"""
-
-# The mistake the loss's visible test is written to explain: summing instead of averaging.
-WRONG_LOSS = """\
-def loss(predicted_y, target_y):
-  return tf.reduce_sum(tf.square(predicted_y - target_y))
-"""
-
-TRAIN_SOLUTION = """\
-def train(model, inputs, outputs, learning_rate):
-  with tf.GradientTape() as t:
-    current_loss = loss(model(inputs), outputs)
-  dw, db = t.gradient(current_loss, [model.w, model.b])
-  model.w.assign_sub(learning_rate * dw)
-  model.b.assign_sub(learning_rate * db)
-  return current_loss
-"""
+# A student's answers: the demo cohort's correct ones, and its summing-instead-of-averaging loss, the
+# mistake the loss's visible test is written to explain.
+MODEL_SOLUTION = cohort.MODEL + "\n"
+LOSS_SOLUTION = cohort.LOSS + "\n"
+TRAIN_SOLUTION = cohort.TRAIN + "\n"
+WRONG_LOSS = next(s.loss for s in cohort.STUDENTS if s.student_id == "loss_sum") + "\n"
 
 # In the page a code cell's prompt reads "[7]:" once run, "[*]:" while queued or running.
 PROMPTS_JS = (
