@@ -1,5 +1,6 @@
 """nbgrader settings for the Custom Training Basics course kit (read by every `nbgrader` command)."""
 
+import os
 from pathlib import Path
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
@@ -14,7 +15,7 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
-from coursekit.preprocessors import SanitizeTestOutputs
+from coursekit.preprocessors import ReplayExecution, SanitizeTestOutputs
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -26,9 +27,13 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 # A cell may train for a while, never forever.
 c.Execute.timeout = 120
 
+# Set by `coursekit grade` when workers have executed the notebooks already (coursekit/workers.py).
+replay_from = os.environ.get("COURSEKIT_REPLAY_DIR")
+c.ReplayExecution.executed_root = replay_from or ""
+
 # nbgrader's autograde steps, with the kit's SanitizeTestOutputs right after execution.
 c.Autograde.autograde_preprocessors = [
-    Execute,
+    ReplayExecution if replay_from else Execute,
     SanitizeTestOutputs,
     IgnorePattern,
     ClearMetadataPreprocessor,

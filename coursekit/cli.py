@@ -7,11 +7,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from collections.abc import Sequence
 
-from . import ASSIGNMENT, cohort, scores
+from . import ASSIGNMENT, cohort, scores, workers
 from .course import Course, CourseError
 
 
@@ -26,6 +27,9 @@ def grade(course: Course, args: argparse.Namespace) -> None:
             f"nothing to grade: put submissions in submitted/<student>/{ASSIGNMENT}/ "
             "(or run `make demo`, which copies the demo cohort there)"
         )
+    if args.workers > 1 and not args.cold and not args.student and len(workers.pending(course, args.force)) > 1:
+        workers.grade_in_parallel(course, args.workers, args.force)
+        return
     extra = ["--force"] if args.force else []
     if args.student:
         extra += ["--student", args.student]
@@ -56,7 +60,7 @@ def demo(course: Course, args: argparse.Namespace) -> None:
         shutil.copyfile(course.demo_cohort / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", target)
     print(f"copied {len(students)} demo submissions into submitted/")
     release(course, args)
-    args.force, args.student, args.cold = True, None, False
+    args.force, args.student, args.cold, args.workers = True, None, False, os.cpu_count() or 1
     grade(course, args)
     feedback(course, args)
     export(course, args)
@@ -84,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     grading = commands.add_parser("grade", help="autograde submitted/ into autograded/ and the gradebook")
     grading.add_argument("--force", action="store_true", help="regrade submissions that are already autograded")
     grading.add_argument("--student", metavar="ID", help="grade this student only")
+    grading.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+        help="grade on N processes, one gradebook writer (default: one per core, %(default)s here)",
+    )
     grading.add_argument(
         "--cold", action="store_true",
         help="start a fresh kernel per submission, as plain nbgrader does (default: kernels forked from a "

@@ -62,19 +62,25 @@ class Course:
     def submitted_notebook(self, student_id: str) -> Path:
         return self.submitted / student_id / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 
-    def nbgrader(self, *args: str, quiet: bool = False, warm: bool = False) -> subprocess.CompletedProcess[str]:
-        """Run `nbgrader ARGS` in the course directory, with the kit's config; `warm`: forked kernels."""
-        command = [_nbgrader_executable(), *args]
+    def environment(self) -> dict[str, str]:
+        """The environment nbgrader runs in: this Python's scripts first on PATH, TensorFlow's chatter off."""
         env = dict(os.environ)
         # nbgrader runs `alembic` (and kernels) from PATH: make it this environment's.
-        env["PATH"] = os.pathsep.join([str(Path(command[0]).parent), env.get("PATH", "")])
+        env["PATH"] = os.pathsep.join([str(Path(nbgrader_executable()).parent), env.get("PATH", "")])
         # TensorFlow's C++ start-up chatter says nothing to an instructor; errors still show.
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        return env
+
+    def nbgrader(
+        self, *args: str, quiet: bool = False, warm: bool = False, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `nbgrader ARGS` in the course directory with the kit's config; `warm`: forked kernels."""
         from .warm_kernels import warm_environment
 
-        with warm_environment(env) if warm else contextlib.nullcontext(env) as run_env:
+        base = env if env is not None else self.environment()
+        with warm_environment(base) if warm else contextlib.nullcontext(base) as run_env:
             result = subprocess.run(
-                command, cwd=self.root, env=run_env, text=True,
+                [nbgrader_executable(), *args], cwd=self.root, env=run_env, text=True,
                 stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT if quiet else None,
                 check=False,
             )
@@ -84,7 +90,7 @@ class Course:
         return result
 
 
-def _nbgrader_executable() -> str:
+def nbgrader_executable() -> str:
     beside = Path(sys.executable).with_name("nbgrader")
     if beside.exists():
         return str(beside)

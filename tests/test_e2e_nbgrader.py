@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from coursekit import ASSIGNMENT, cli, cohort, scores
+from coursekit import ASSIGNMENT, cli, cohort, scores, workers
 from coursekit.course import Course
 
 from .conftest import REPO, copy_course
@@ -146,20 +146,23 @@ def test_pytest_grader_tests_runs_on_any_notebook(repo_course: Course, student: 
         assert "did you take the square root (RMSE)?" in result.stdout
 
 
-def test_warm_kernels_score_exactly_like_plain_nbgrader(tmp_path: Path) -> None:
+def test_warm_kernels_and_workers_score_exactly_like_plain_nbgrader(tmp_path: Path) -> None:
     students = ["correct_noisy", "loss_numpy", "train_global_model", "model_class_attributes"]
     results = {}
-    for warm in (False, True):
-        course = copy_course(tmp_path / ("warm" if warm else "plain"))
+    for way in ("plain", "warm", "workers"):
+        course = copy_course(tmp_path / way)
         course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
         for student in students:
             target = course.submitted_notebook(student)
             target.parent.mkdir(parents=True)
             shutil.copyfile(course.demo_cohort / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", target)
-        course.nbgrader("autograde", ASSIGNMENT, quiet=True, warm=warm)
-        results[warm] = scores.cell_scores(course.db_url)
-    assert results[True] == results[False]
-    assert set(results[True]) == set(students)
+        if way == "workers":
+            workers.grade_in_parallel(course, 2, force=False)
+        else:
+            course.nbgrader("autograde", ASSIGNMENT, quiet=True, warm=way == "warm")
+        results[way] = scores.cell_scores(course.db_url)
+    assert results["warm"] == results["plain"] == results["workers"]
+    assert set(results["plain"]) == set(students)
 
 
 CORRECT_QUIET = [

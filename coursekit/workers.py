@@ -1,0 +1,67 @@
+"""Grade on every core, with one writer to the gradebook.
+
+1. In parallel, each worker runs the real `nbgrader autograde` on its share of the submissions, in a
+   scratch copy of the course: source/ and the submissions linked, a throwaway copy of the gradebook,
+   kernels forked from one warm parent.
+2. Then one writer runs `nbgrader autograde` on the real course, with Execute replaced by
+   `ReplayExecution`, which takes each notebook's outputs from step 1. nbgrader's own steps record every
+   grade, in one process, as they would without workers.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from . import ASSIGNMENT
+from .course import Course, CourseError, nbgrader_executable
+from .warm_kernels import warm_environment
+
+REPLAY_ENV = "COURSEKIT_REPLAY_DIR"
+
+
+def pending(course: Course, force: bool) -> list[str]:
+    """Students with a submission to grade: all of them with `force`, else those not yet autograded."""
+    students = sorted(p.parent.name for p in course.submitted.glob(f"*/{ASSIGNMENT}") if p.is_dir())
+    if force:
+        return students
+    return [s for s in students if not (course.autograded / s / ASSIGNMENT).exists()]
+
+
+def _worker_course(course: Course, root: Path, students: list[str]) -> Course:
+    root.mkdir(parents=True)
+    (root / "source").symlink_to(course.root / "source")
+    shutil.copy(course.root / "nbgrader_config.py", root / "nbgrader_config.py")
+    shutil.copy(course.root / "gradebook.db", root / "gradebook.db")  # read here, never written back
+    for student in students:
+        (root / "submitted").mkdir(exist_ok=True)
+        (root / "submitted" / student).symlink_to(course.submitted / student)
+    return Course(root)
+
+
+def grade_in_parallel(course: Course, workers: int, force: bool) -> None:
+    students = pending(course, force)
+    if not (course.root / "gradebook.db").exists():
+        raise CourseError("no gradebook yet: run `make release` (nbgrader generate_assignment) first")
+    shares = [students[i::workers] for i in range(workers) if students[i::workers]]
+    with tempfile.TemporaryDirectory(prefix="coursekit-workers-") as scratch, \
+            warm_environment(course.environment()) as env:
+        running = []
+        for index, share in enumerate(shares):
+            worker = _worker_course(course, Path(scratch) / f"worker{index}", share)
+            log = open(worker.root / "nbgrader.log", "w")  # noqa: SIM115 - closed below, after the worker ends
+            running.append((worker, log, subprocess.Popen(
+                [nbgrader_executable(), "autograde", ASSIGNMENT, "--force"],
+                cwd=worker.root, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )))
+        print(f"executing {len(students)} submissions on {len(running)} workers", flush=True)
+        for worker, log, process in running:
+            if process.wait() != 0:
+                # Not fatal: the writer executes whatever a worker did not produce.
+                print(f"worker {worker.root.name} failed; see its log below. Its share is executed by the writer.")
+                print((worker.root / "nbgrader.log").read_text()[-3000:])
+            log.close()
+        print("recording grades (one nbgrader process writes the gradebook)", flush=True)
+        course.nbgrader("autograde", ASSIGNMENT, *(["--force"] if force else []), env={**env, REPLAY_ENV: scratch})
