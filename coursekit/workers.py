@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 from . import ASSIGNMENT
@@ -46,6 +48,7 @@ def grade_in_parallel(course: Course, workers: int, force: bool) -> None:
     if not (course.root / "gradebook.db").exists():
         raise CourseError("no gradebook yet: run `make release` (nbgrader generate_assignment) first")
     shares = [students[i::workers] for i in range(workers) if students[i::workers]]
+    start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="coursekit-workers-") as scratch, \
             warm_environment(course.environment()) as env:
         running = []
@@ -57,6 +60,7 @@ def grade_in_parallel(course: Course, workers: int, force: bool) -> None:
                 cwd=worker.root, env=env, stdout=log, stderr=subprocess.STDOUT,
             )))
         print(f"executing {len(students)} submissions on {len(running)} workers", flush=True)
+        _show_progress(running, len(students))
         for worker, log, process in running:
             if process.wait() != 0:
                 # Not fatal: the writer executes whatever a worker did not produce.
@@ -65,3 +69,33 @@ def grade_in_parallel(course: Course, workers: int, force: bool) -> None:
             log.close()
         print("recording grades (one nbgrader process writes the gradebook)", flush=True)
         course.nbgrader("autograde", ASSIGNMENT, *(["--force"] if force else []), env={**env, REPLAY_ENV: scratch})
+    elapsed = time.monotonic() - start
+    print(f"graded {len(students)} submissions in {elapsed:.0f} s, {elapsed / max(len(students), 1):.2f} s each")
+
+
+def _executed_so_far(running: list[tuple[Course, object, subprocess.Popen[bytes]]]) -> int:
+    """Submissions each worker has finished: those it announced, less the one it is still on."""
+    done = 0
+    for worker, _, process in running:
+        started = (worker.root / "nbgrader.log").read_text(errors="replace").count("] Autograding ")
+        done += max(0, started - (1 if process.poll() is None else 0))
+    return done
+
+
+def _show_progress(running: list[tuple[Course, object, subprocess.Popen[bytes]]], total: int) -> None:
+    """A progress line with counts and an ETA until every worker has ended."""
+    start, shown, tty = time.monotonic(), -1, sys.stdout.isatty()
+    while True:
+        finished = all(process.poll() is not None for _, _, process in running)
+        done = total if finished else _executed_so_far(running)
+        if done != shown:
+            elapsed = time.monotonic() - start
+            eta = f", about {elapsed / done * (total - done):.0f} s left" if 0 < done < total else ""
+            line = f"executed {done}/{total} ({elapsed:.0f} s{eta})"
+            print(f"\r{line}" if tty else line, end="" if tty else "\n", flush=True)
+            shown = done
+        if finished:
+            if tty:
+                print()
+            return
+        time.sleep(0.5)
