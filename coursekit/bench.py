@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
 import sys
 import tempfile
 import time
@@ -20,20 +19,14 @@ from . import ASSIGNMENT, cohort, scores, workers
 from .course import Course
 
 
-def _course_with_cohort(root: Path, repo: Path, students: int) -> tuple[Course, list[str]]:
-    for folder in ("source", "release", "demo"):
-        shutil.copytree(repo / folder, root / folder)
-    shutil.copy(repo / "nbgrader_config.py", root / "nbgrader_config.py")
-    course = Course(root)
+def _course_with_cohort(root: Path, repo: Course, students: int) -> tuple[Course, list[str]]:
+    course = repo.scratch_copy(root)
     course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
     ids = []
     for index in range(students):
         student = cohort.STUDENTS[index % len(cohort.STUDENTS)]
-        student_id = f"{student.student_id}_{index // len(cohort.STUDENTS)}"
-        target = course.submitted_notebook(student_id)
-        target.parent.mkdir(parents=True)
-        shutil.copyfile(course.demo_cohort / student.student_id / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", target)
-        ids.append(student_id)
+        ids.append(f"{student.student_id}_{index // len(cohort.STUDENTS)}")
+        course.submit(ids[-1], course.demo_notebook(student.student_id))
     return course, ids
 
 
@@ -47,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="coursekit-bench", description=__doc__)
     parser.add_argument("--students", type=int, default=len(cohort.STUDENTS), help="cohort size (default: %(default)s)")
     args = parser.parse_args(argv)
-    repo = Course.here().root
+    repo = Course.here()
     with tempfile.TemporaryDirectory(prefix="coursekit-bench-") as scratch:
         plain, ids = _course_with_cohort(Path(scratch) / "plain", repo, args.students)
         fast, _ = _course_with_cohort(Path(scratch) / "fast", repo, args.students)

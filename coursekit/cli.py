@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 
@@ -55,9 +54,7 @@ def demo(course: Course, args: argparse.Namespace) -> None:
     """The instructor's whole job, on the demo cohort shipped in demo/cohort/."""
     students = [student.student_id for student in cohort.STUDENTS]
     for student in students:
-        target = course.submitted_notebook(student)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(course.demo_cohort / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", target)
+        course.submit(student, course.demo_notebook(student))
     print(f"copied {len(students)} demo submissions into submitted/")
     release(course, args)
     args.force, args.student, args.cold, args.workers = True, None, False, os.cpu_count() or 1

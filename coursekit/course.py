@@ -62,6 +62,22 @@ class Course:
     def submitted_notebook(self, student_id: str) -> Path:
         return self.submitted / student_id / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 
+    def demo_notebook(self, student_id: str) -> Path:
+        return self.demo_cohort / student_id / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+
+    def submit(self, student_id: str, notebook: Path) -> None:
+        """Put `notebook` where nbgrader looks for this student's submission."""
+        target = self.submitted_notebook(student_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(notebook, target)
+
+    def scratch_copy(self, target: Path) -> Course:
+        """A copy of what grading reads (source, release, demo, config), with no grading output."""
+        for folder in ("source", "release", "demo"):
+            shutil.copytree(self.root / folder, target / folder)
+        shutil.copy(self.root / "nbgrader_config.py", target / "nbgrader_config.py")
+        return Course(target)
+
     def environment(self) -> dict[str, str]:
         """The environment nbgrader runs in: this Python's scripts first on PATH, TensorFlow's chatter off."""
         env = dict(os.environ)

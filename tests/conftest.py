@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,10 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def copy_course(target: Path) -> Course:
     """A scratch copy of the course directory, so tests never touch the repo's gradebook or outputs."""
-    for folder in ("source", "release", "demo"):
-        shutil.copytree(REPO / folder, target / folder)
-    shutil.copy(REPO / "nbgrader_config.py", target / "nbgrader_config.py")
-    return Course(target)
+    return Course(REPO).scratch_copy(target)
 
 
 @pytest.fixture

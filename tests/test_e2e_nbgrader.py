@@ -33,9 +33,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> Course:
     """The demo run (`coursekit demo`) plus the source and the blank release as two more students."""
     course = copy_course(tmp_path_factory.mktemp("course"))
     for student, kind in EXTRA_STUDENTS.items():
-        target = course.submitted_notebook(student)
-        target.parent.mkdir(parents=True)
-        shutil.copyfile(course.source_notebook if kind == "source" else course.release_notebook, target)
+        course.submit(student, course.source_notebook if kind == "source" else course.release_notebook)
     assert cli.main(["demo"], course=course) == 0
     return course
 
@@ -135,7 +133,7 @@ def test_export_writes_one_row_per_student(graded: Course) -> None:
 
 @pytest.mark.parametrize(("student", "passes"), [("correct_keras_sgd", True), ("loss_sqrt", False)])
 def test_pytest_grader_tests_runs_on_any_notebook(repo_course: Course, student: str, passes: bool) -> None:
-    notebook = repo_course.demo_cohort / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    notebook = repo_course.demo_notebook(student)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "grader_tests", "--notebook", str(notebook)],
         cwd=REPO, capture_output=True, text=True, check=False,
@@ -153,9 +151,7 @@ def test_warm_kernels_and_workers_score_exactly_like_plain_nbgrader(tmp_path: Pa
         course = copy_course(tmp_path / way)
         course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
         for student in students:
-            target = course.submitted_notebook(student)
-            target.parent.mkdir(parents=True)
-            shutil.copyfile(course.demo_cohort / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", target)
+            course.submit(student, course.demo_notebook(student))
         if way == "workers":
             workers.grade_in_parallel(course, 2, force=False)
         else:
@@ -175,6 +171,6 @@ def test_visible_tests_pass_on_correct_work_in_the_release(repo_course: Course, 
     # The release has no hidden regions, so this runs the visible tests exactly as a student's Validate does.
     # (correct_noisy is left out: nbgrader's validate fails any test cell that wrote to stderr.)
     shutil.copy(repo_course.release_notebook.with_name("lab_setup.py"), tmp_path / "lab_setup.py")
-    notebook = shutil.copy(repo_course.demo_cohort / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", tmp_path)
+    notebook = shutil.copy(repo_course.demo_notebook(student), tmp_path)
     out = repo_course.nbgrader("validate", str(notebook), quiet=True).stdout
     assert "Success! Your notebook passes all the tests." in out, out[-3000:]
