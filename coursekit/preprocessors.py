@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,18 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Unicode
 
 
+def one_sentence_a_line(message: str) -> str:
+    """Feedback shows tracebacks in a box that does not wrap: the hint at the end must not scroll out of view."""
+    return re.sub(r"(?<=[.?!]) (?=[A-Z`])", "\n", message)
+
+
 class SanitizeTestOutputs(NbGraderPreprocessor):  # enabled by default, unlike nbconvert's base
     """Tidy test cells' outputs after execution, before nbgrader scores them.
 
     - stderr becomes stdout: nbgrader scores any test cell that wrote to stderr 0, and a
       TensorFlow warning is no mistake of the student's. Our checks fail by raising.
-    - a traceback becomes its last line (`CheckFailed: <message>`): frames from inside the
-      hidden checks would show their code in the autograded notebook and the feedback.
+    - a traceback becomes its last line (`CheckFailed: <message>`, a sentence a line): frames from
+      inside the hidden checks would show their code in the autograded notebook and the feedback.
     """
 
     def preprocess_cell(self, cell: NotebookNode, resources: dict[str, Any], index: int):
@@ -28,7 +34,7 @@ class SanitizeTestOutputs(NbGraderPreprocessor):  # enabled by default, unlike n
             if output.output_type == "stream" and output.name == "stderr":
                 output.name = "stdout"
             elif output.output_type == "error":
-                output.traceback = [f"{output.ename}: {output.evalue}"]
+                output.traceback = [one_sentence_a_line(f"{output.ename}: {output.evalue}")]
         return cell, resources
 
 

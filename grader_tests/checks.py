@@ -700,7 +700,7 @@ def _run_check(check: Callable[..., Iterator[str]], *args: Any) -> Result:
         return Result("not implemented" if exc.not_implemented else "error", False, str(exc))
     except CheckFailure as exc:
         return Result("failed", False, str(exc))
-    return Result("passed", True, "; ".join(passed))
+    return Result("passed", True, "\n".join(passed))
 
 
 def run(grade_id: str, ns: Namespace, figures: Figures | None = None) -> Result:

@@ -29,5 +29,5 @@ def grade(grade_id: str, namespace: Mapping[str, Any]) -> Callable[[], None]:
     result = checks.run(grade_id, namespace, figures.RECORDED)
     if not result.passed:
         raise CheckFailed(result.message) from None
-    print(f"Hidden tests passed: {result.message}.")
+    print("Hidden tests passed:", *(f"  ✓ {line}" for line in result.message.splitlines()), sep="\n")
     return _visible_tests_superseded

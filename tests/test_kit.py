@@ -86,3 +86,15 @@ def test_grade_with_nothing_submitted_says_what_to_do(tmp_path, capsys: pytest.C
     (tmp_path / "source" / ASSIGNMENT).mkdir(parents=True)
     assert cli.main(["grade"], course=Course(tmp_path)) == 1
     assert "nothing to grade: put submissions in submitted/<student>/" in capsys.readouterr().err
+
+
+def test_messages_get_a_sentence_a_line_but_numbers_and_clauses_stay_whole() -> None:
+    from coursekit.preprocessors import one_sentence_a_line
+
+    message = ("CheckFailed: loss on known values returned 21; expected 5.25 (the mean squared error). That is "
+               "4x the expected value: did you sum? Use tf.reduce_mean.")
+    assert one_sentence_a_line(message).splitlines() == [
+        "CheckFailed: loss on known values returned 21; expected 5.25 (the mean squared error).",
+        "That is 4x the expected value: did you sum?",
+        "Use tf.reduce_mean.",
+    ]
