@@ -12,6 +12,7 @@ Every check grades one part in isolation (docs/grading.md):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -453,13 +454,29 @@ class History:
     substituted: tuple[str, ...]
 
 
+_RERUN_MEMO: dict[tuple[Any, ...], tuple[tuple[Any, ...], History]] = {}
+
+
 def rerun_training(ns: Namespace, statuses: dict[str, str]) -> History:
-    """The notebook's schedule, with the reference standing in for each part that is wrong."""
+    """The notebook's schedule, with the reference standing in for each part that is wrong.
+
+    Both convergence cells ask for it: the second gets the first's run (same objects, same statuses).
+    """
+    parts = tuple(ns.get(part) for part in PART_CHECKS)
+    key = (*map(id, parts), *sorted(statuses.items()))
+    if key in _RERUN_MEMO and all(a is b for a, b in zip(_RERUN_MEMO[key][0], parts, strict=True)):
+        return _RERUN_MEMO[key][1]
+    history = _rerun(ns, statuses)
+    _RERUN_MEMO[key] = (parts, history)
+    return history
+
+
+def _rerun(ns: Namespace, statuses: dict[str, str]) -> History:
     model_class = ns["Model"] if statuses["Model"] == "ok" else ref.Model
     loss_fn = ns["loss"] if statuses["loss"] == "ok" else ref.loss
     train_fn = ns["train"] if statuses["train"] == "ok" else ref.train
     train_fn = rebind(train_fn, loss=loss_fn, Model=model_class)
-    xs, ys = _training_data(ns)
+    xs, ys = _lab_data()
     model = call("Model()", model_class)
     history = History([], [], [], tuple(part for part, status in statuses.items() if status != "ok"))
     for epoch in range(ref.EPOCHS):
@@ -470,14 +487,11 @@ def rerun_training(ns: Namespace, statuses: dict[str, str]) -> History:
     return history
 
 
-def _training_data(ns: Namespace) -> tuple[tf.Tensor, tf.Tensor]:
-    xs, ys = ref.training_data()
-    try:
-        if np.allclose(np.asarray(ns["xs"]), xs.numpy()) and np.allclose(np.asarray(ns["ys"]), ys.numpy()):
-            return xs, ys
-    except Exception:
-        pass
-    return xs, ys
+@functools.cache
+def _lab_data() -> tuple[tf.Tensor, tf.Tensor]:
+    # The data cell is locked and restored by nbgrader, so the lab's own draw is the notebook's. Drawn once:
+    # each draw reseeds TensorFlow's global generator.
+    return ref.training_data()
 
 
 def _substitution_note(history: History) -> str:
@@ -590,7 +604,7 @@ def check_plot_data(ns: Namespace, figures: Figures) -> Iterator[str]:
             "no figure with the legend 'Real Data', 'Predicted Data' was drawn: run the cell "
             "that calls plot_data(xs, ys, model(xs))."
         )
-    xs, ys = _training_data(ns)
+    xs, ys = _lab_data()
     _expect_scatter(scatters[0], xs, ys, ref.INITIAL_W * xs.numpy() + ref.INITIAL_B, "first")
     yield "the first scatter shows the data and the untrained model's predictions, with its legend"
 
