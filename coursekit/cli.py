@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import ASSIGNMENT, cohort, scores, workers
+from . import ASSIGNMENT, cohort, intake, scores, workers
 from .course import Course, CourseError
 
 
@@ -26,6 +26,8 @@ def grade(course: Course, args: argparse.Namespace) -> None:
             f"nothing to grade: put submissions in submitted/<student>/{ASSIGNMENT}/ "
             "(or run `make demo`, which copies the demo cohort there)"
         )
+    for rejection in intake.screen(course, [args.student] if args.student else workers.pending(course, args.force)):
+        print(f"{rejection.student_id}: graded as blank (0 points): {rejection.reason}", file=sys.stderr)
     if args.workers > 1 and not args.cold and not args.student and len(workers.pending(course, args.force)) > 1:
         workers.grade_in_parallel(course, args.workers, args.force)
         return
