@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast lint bench lab release grade feedback export scores cohort clean
+.PHONY: help venv demo test test-fast lint bench bench-memory lab release grade feedback export scores cohort clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ test-fast: $(STAMP) ## the unit tests only (seconds)
 
 bench: $(STAMP) ## time coursekit grade against plain nbgrader autograde on the demo cohort; compare scores
 	$(BIN)/python -m coursekit.bench
+
+bench-memory: $(STAMP) ## grade STUDENTS=1000 copies of the demo cohort; is memory flat? (plot in artifacts/)
+	$(BIN)/python -m coursekit.bench --memory-only --students $(or $(STUDENTS),1000)
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import ASSIGNMENT, cohort, scores, workers
 from .course import Course
+from .memory import MemorySampler
 
 
 def _course_with_cohort(root: Path, repo: Course, students: int) -> tuple[Course, list[str]]:
@@ -39,8 +40,15 @@ def _timed(action: Callable[[], object]) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="coursekit-bench", description=__doc__)
     parser.add_argument("--students", type=int, default=len(cohort.STUDENTS), help="cohort size (default: %(default)s)")
+    parser.add_argument(
+        "--memory-only", action="store_true",
+        help="grade with coursekit only (no plain nbgrader run) and report whether memory stays flat; "
+        "for large cohorts, e.g. --students 1000",
+    )
     args = parser.parse_args(argv)
     repo = Course.here()
+    if args.memory_only:
+        return memory_run(repo, args.students)
     with tempfile.TemporaryDirectory(prefix="coursekit-bench-") as scratch:
         plain, ids = _course_with_cohort(Path(scratch) / "plain", repo, args.students)
         fast, _ = _course_with_cohort(Path(scratch) / "fast", repo, args.students)
@@ -61,6 +69,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scores differ for: {', '.join(differing)}", file=sys.stderr)
         return 1
     return 0
+
+
+def memory_run(repo: Course, students: int) -> int:
+    """Grade `students` submissions with coursekit, sampling the memory of every process it starts."""
+    with tempfile.TemporaryDirectory(prefix="coursekit-bench-") as scratch:
+        fast, ids = _course_with_cohort(Path(scratch) / "fast", repo, students)
+        print(f"grading {len(ids)} submissions with coursekit grade, sampling memory every 2 s", flush=True)
+        with MemorySampler() as sampler:
+            seconds = _timed(lambda: workers.grade_in_parallel(fast, os.cpu_count() or 1, force=True))
+        graded = scores.cell_scores(fast.db_url)
+    plot = repo.root / "artifacts" / "bench-memory.png"
+    sampler.plot(plot, f"coursekit grade, {len(ids)} submissions")
+    print(f"graded {len(graded)} of {len(ids)} in {seconds:.0f} s ({seconds / len(ids):.2f} s/submission)")
+    print("peak memory of the whole process tree (PSS, MiB) in each tenth of the run:",
+          " ".join(f"{peak:.0f}" for peak in sampler.peaks_by_tenth()))
+    print(f"largest single process: {max(s.largest_rss_mib for s in sampler.samples):.0f} MiB RSS; "
+          f"memory {'stays flat' if sampler.is_flat() else 'GROWS'} (second half's peak within 10 % of the first's)")
+    print(f"plot: {plot.relative_to(repo.root)}")
+    return 0 if len(graded) == len(ids) and sampler.is_flat() else 1
 
 
 if __name__ == "__main__":
