@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import ASSIGNMENT, cohort, intake, scores, workers
+from . import ASSIGNMENT, cohort, completion, intake, scores, workers
 from .course import Course, CourseError
 
 
@@ -26,12 +26,16 @@ def grade(course: Course, args: argparse.Namespace) -> None:
             f"nothing to grade: put submissions in submitted/<student>/{ASSIGNMENT}/ "
             "(or run `make demo`, which copies the demo cohort there)"
         )
-    for rejection in intake.screen(course, [args.student] if args.student else workers.pending(course, args.force)):
+    to_grade = [args.student] if args.student else workers.pending(course, args.force)
+    for rejection in intake.screen(course, to_grade):
         print(f"{rejection.student_id}: graded as blank (0 points): {rejection.reason}", file=sys.stderr)
+    if not args.force and not args.student:  # pending() left out the completely graded ones
+        for student in completion.clear_partial(course, to_grade):
+            print(f"{student}: graded only in part before (the grader was stopped); grading again", file=sys.stderr)
     if args.workers > 1 and not args.cold and not args.student and len(workers.pending(course, args.force)) > 1:
         workers.grade_in_parallel(course, args.workers, args.force)
         return
-    extra = ["--force"] if args.force else []
+    extra = ["--force"] if args.force or args.student else []  # --student ID regrades that student
     if args.student:
         extra += ["--student", args.student]
     course.nbgrader("autograde", ASSIGNMENT, *extra, warm=not args.cold)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from . import ASSIGNMENT
+from .completion import completely_graded
 from .course import Course, CourseError, nbgrader_executable
 from .warm_kernels import warm_environment
 
@@ -25,11 +26,12 @@ REPLAY_ENV = "COURSEKIT_REPLAY_DIR"
 
 
 def pending(course: Course, force: bool) -> list[str]:
-    """Students with a submission to grade: all of them with `force`, else those not yet autograded."""
+    """Students with a submission to grade: all of them with `force`, else those not completely graded."""
     students = sorted(p.parent.name for p in course.submitted.glob(f"*/{ASSIGNMENT}") if p.is_dir())
     if force:
         return students
-    return [s for s in students if not (course.autograded / s / ASSIGNMENT).exists()]
+    done = completely_graded(course, students)
+    return [s for s in students if s not in done]
 
 
 def _worker_course(course: Course, root: Path, students: list[str]) -> Course:

@@ -1,0 +1,53 @@
+"""Which students are completely graded: what a rerun may skip.
+
+nbgrader writes a student's autograded folder before it executes anything and records grades one cell
+at a time, so after a grader killed half-way (kill -9, a power cut) a folder can exist for a student
+whose grades are missing or partial. Only the gradebook knows: a student is graded when every grade
+cell of their submission has an automatic score and their autograded notebook is on disk.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from nbgrader.api import Gradebook, MissingEntry
+
+from . import ASSIGNMENT
+from .course import Course
+
+
+def completely_graded(course: Course, students: list[str]) -> set[str]:
+    done = set()
+    with Gradebook(course.db_url) as gradebook:
+        try:
+            assignment = gradebook.find_assignment(ASSIGNMENT)
+        except MissingEntry:
+            return set()
+        expected = {cell.name for notebook in assignment.notebooks for cell in notebook.grade_cells}
+        for student in students:
+            try:
+                submission = gradebook.find_submission(ASSIGNMENT, student)
+            except MissingEntry:
+                continue
+            scored = {grade.name for notebook in submission.notebooks for grade in notebook.grades
+                      if grade.auto_score is not None}
+            on_disk = all((course.autograded / student / ASSIGNMENT / f"{notebook.name}.ipynb").is_file()
+                          for notebook in assignment.notebooks)
+            if expected and scored >= expected and on_disk:
+                done.add(student)
+    return done
+
+
+def clear_partial(course: Course, students: list[str]) -> list[str]:
+    """Remove the autograded folders of `students` (not completely graded), so nbgrader grades them again.
+
+    nbgrader skips a student whose autograded folder exists; for one graded only in part that would keep
+    the partial grades for good. The folder is the grader's own output, rebuilt by grading.
+    """
+    cleared = []
+    for student in students:
+        folder = course.autograded / student / ASSIGNMENT
+        if folder.exists():
+            shutil.rmtree(folder)
+            cleared.append(student)
+    return cleared
