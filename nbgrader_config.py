@@ -15,12 +15,19 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
+from coursekit import COURSE_ID
+from coursekit.course import DB_URL_ENV
 from coursekit.preprocessors import ReplayExecution, SanitizeTestOutputs
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
 c.CourseDirectory.root = str(Path(__file__).resolve().parent)
-c.CourseDirectory.course_id = "custom-training"
+c.CourseDirectory.course_id = COURSE_ID
+
+# The gradebook: COURSEKIT_DB_URL (coursekit sets it for every nbgrader it runs: docs/gradebook.md) if set,
+# else nbgrader's default, SQLite in gradebook.db here.
+if os.environ.get(DB_URL_ENV):
+    c.CourseDirectory.db_url = os.environ[DB_URL_ENV]
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 

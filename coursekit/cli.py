@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -113,13 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
     demoing = commands.add_parser("demo", help="release, grade, feedback and export the shipped demo cohort")
     demoing.add_argument("--to", default="grades.csv", help=argparse.SUPPRESS)
     demoing.set_defaults(run=demo)
+    for command in commands.choices.values():
+        command.add_argument(
+            "--db-url", metavar="URL",
+            help="the gradebook, as an SQLAlchemy URL such as postgresql://user@host/db (default: $COURSEKIT_DB_URL, "
+            "else SQLite in gradebook.db in the course folder; docs/gradebook.md)",
+        )
     return parser
 
 
 def main(argv: Sequence[str] | None = None, course: Course | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(course or Course.here(), args)
+        if course is None:
+            course = Course.here(args.db_url)
+        elif args.db_url:
+            course = dataclasses.replace(course, gradebook_url=args.db_url)
+        args.run(course, args)
     except CourseError as exc:
         print(f"coursekit {args.command}: {exc}", file=sys.stderr)
         return 1

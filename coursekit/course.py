@@ -12,6 +12,9 @@ from pathlib import Path
 
 from . import ASSIGNMENT
 
+# The gradebook's SQLAlchemy URL, for coursekit and for the nbgrader commands it runs (nbgrader_config.py).
+DB_URL_ENV = "COURSEKIT_DB_URL"
+
 
 class CourseError(RuntimeError):
     """A step failed; the message says which and what to do."""
@@ -20,13 +23,19 @@ class CourseError(RuntimeError):
 @dataclass(frozen=True)
 class Course:
     root: Path
+    # None: nbgrader's default gradebook, SQLite in gradebook.db in the root. Only the instructor's own
+    # course (`here`) takes COURSEKIT_DB_URL, so scratch courses never write to the real gradebook.
+    gradebook_url: str | None = None
 
     @classmethod
-    def here(cls) -> Course:
-        """The course directory: the nearest folder, from the working directory up, with nbgrader_config.py."""
+    def here(cls, db_url: str | None = None) -> Course:
+        """The course directory: the nearest folder, from the working directory up, with nbgrader_config.py.
+
+        Its gradebook: `db_url`, else COURSEKIT_DB_URL, else SQLite in gradebook.db there.
+        """
         for folder in (Path.cwd(), *Path.cwd().parents):
             if (folder / "nbgrader_config.py").is_file() and (folder / "source" / ASSIGNMENT).is_dir():
-                return cls(folder)
+                return cls(folder, db_url or os.environ.get(DB_URL_ENV) or None)
         raise CourseError(
             "no course directory here: run this from the course kit's folder (the one with nbgrader_config.py)"
         )
@@ -57,7 +66,7 @@ class Course:
 
     @property
     def db_url(self) -> str:
-        return f"sqlite:///{self.root / 'gradebook.db'}"
+        return self.gradebook_url or f"sqlite:///{self.root / 'gradebook.db'}"
 
     def submitted_notebook(self, student_id: str) -> Path:
         return self.submitted / student_id / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
@@ -85,6 +94,8 @@ class Course:
         env["PATH"] = os.pathsep.join([str(Path(nbgrader_executable()).parent), env.get("PATH", "")])
         # TensorFlow's C++ start-up chatter says nothing to an instructor; errors still show.
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # Always set, so a COURSEKIT_DB_URL meant for another course never reaches this one's nbgrader.
+        env[DB_URL_ENV] = self.db_url
         return env
 
     def nbgrader(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from nbgrader.api import Gradebook
-
 from . import ASSIGNMENT
+from .gradebook import open_gradebook
 
 GROUPS: tuple[str, ...] = ("model", "loss", "train", "convergence", "plot")
 
@@ -21,7 +20,7 @@ def group_of(grade_id: str) -> str:
 def cell_scores(db_url: str) -> dict[str, dict[str, float]]:
     """{student: {grade_id: score}} for every autograded submission."""
     scores: dict[str, dict[str, float]] = {}
-    with Gradebook(db_url) as gradebook:
+    with open_gradebook(db_url) as gradebook:
         for submission in gradebook.assignment_submissions(ASSIGNMENT):
             cells: dict[str, float] = {}
             for notebook in submission.notebooks:
@@ -32,7 +31,7 @@ def cell_scores(db_url: str) -> dict[str, dict[str, float]]:
 
 
 def max_cell_points(db_url: str) -> dict[str, float]:
-    with Gradebook(db_url) as gradebook:
+    with open_gradebook(db_url) as gradebook:
         notebook = gradebook.find_assignment(ASSIGNMENT).notebooks[0]
         return {cell.name: float(cell.max_score) for cell in notebook.grade_cells}
 

@@ -1,8 +1,9 @@
 """Grade on every core, with one writer to the gradebook.
 
 1. In parallel, each worker runs the real `nbgrader autograde` on its share of the submissions, in a
-   scratch copy of the course: source/ and the submissions linked, a throwaway copy of the gradebook,
-   kernels forked from one warm parent.
+   scratch copy of the course: source/ and the submissions linked, a throwaway SQLite gradebook with only
+   the assignment's structure (coursekit/gradebook.py; never the real one, SQLite or PostgreSQL), kernels
+   forked from one warm parent.
 2. Then one writer runs `nbgrader autograde` on the real course, with Execute replaced by
    `ReplayExecution`, which takes each notebook's outputs from step 1. nbgrader's own steps record every
    grade, in one process, as they would without workers.
@@ -19,7 +20,8 @@ from pathlib import Path
 
 from . import ASSIGNMENT
 from .completion import completely_graded
-from .course import Course, CourseError, nbgrader_executable
+from .course import DB_URL_ENV, Course, nbgrader_executable
+from .gradebook import structure_only_gradebook
 from .warm_kernels import warm_environment
 
 REPLAY_ENV = "COURSEKIT_REPLAY_DIR"
@@ -34,11 +36,11 @@ def pending(course: Course, force: bool) -> list[str]:
     return [s for s in students if s not in done]
 
 
-def _worker_course(course: Course, root: Path, students: list[str]) -> Course:
+def _worker_course(course: Course, root: Path, students: list[str], structure: Path) -> Course:
     root.mkdir(parents=True)
     (root / "source").symlink_to(course.root / "source")
     shutil.copy(course.root / "nbgrader_config.py", root / "nbgrader_config.py")
-    shutil.copy(course.root / "gradebook.db", root / "gradebook.db")  # read here, never written back
+    shutil.copy(structure, root / "gradebook.db")  # written here, thrown away with the scratch folder
     for student in students:
         (root / "submitted").mkdir(exist_ok=True)
         (root / "submitted" / student).symlink_to(course.submitted / student)
@@ -47,19 +49,18 @@ def _worker_course(course: Course, root: Path, students: list[str]) -> Course:
 
 def grade_in_parallel(course: Course, workers: int, force: bool) -> None:
     students = pending(course, force)
-    if not (course.root / "gradebook.db").exists():
-        raise CourseError("no gradebook yet: run `make release` (nbgrader generate_assignment) first")
     shares = [students[i::workers] for i in range(workers) if students[i::workers]]
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="coursekit-workers-") as scratch, \
             warm_environment(course.environment()) as env:
+        structure = structure_only_gradebook(course, Path(scratch) / "structure")
         running = []
         for index, share in enumerate(shares):
-            worker = _worker_course(course, Path(scratch) / f"worker{index}", share)
+            worker = _worker_course(course, Path(scratch) / f"worker{index}", share, structure)
             log = open(worker.root / "nbgrader.log", "w")  # noqa: SIM115 - closed below, after the worker ends
             running.append((worker, log, subprocess.Popen(
                 [nbgrader_executable(), "autograde", ASSIGNMENT, "--force"],
-                cwd=worker.root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=worker.root, env={**env, DB_URL_ENV: worker.db_url}, stdout=log, stderr=subprocess.STDOUT,
             )))
         print(f"executing {len(students)} submissions on {len(running)} workers", flush=True)
         _show_progress(running, len(students))
