@@ -5,6 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
+# `make grade DB_URL=postgresql://...` (any target): the gradebook, instead of SQLite gradebook.db here.
+ifdef DB_URL
+export COURSEKIT_DB_URL := $(DB_URL)
+endif
+
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test test-fast lint bench bench-memory lab release grade feedback export scores cohort clean
 
@@ -26,6 +31,7 @@ demo: $(STAMP) ## the instructor's whole job on the shipped demo cohort: release
 test: $(STAMP) ## lint, then every test: unit and end to end (real nbgrader, kernels, browser)
 	$(BIN)/ruff check .
 	bash tests/browser/install_browser.sh
+	bash tests/postgres/install_postgres.sh
 	$(PYTEST) tests
 
 test-fast: $(STAMP) ## the unit tests only (seconds)
