@@ -10,7 +10,6 @@ the single writer (coursekit/workers.py) ever writes it.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
@@ -23,7 +22,7 @@ def open_gradebook(db_url: str) -> Gradebook:
     """nbgrader's Gradebook on `db_url`, for this course (so opening it adds no other course's row)."""
     # A new database gets nbgrader's alembic version, read by running `alembic`: make it this environment's.
     scripts = str(Path(nbgrader_executable()).parent)
-    if shutil.which("alembic") is None and scripts not in os.environ.get("PATH", "").split(os.pathsep):
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != scripts:
         os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
     return Gradebook(db_url, course_id=COURSE_ID)
 

@@ -24,7 +24,7 @@ STUDENTS = [s.student_id for s in cohort.STUDENTS if not s.loses][:3] + _WRONG[:
 GRADING_TABLES = ("student", "submitted_assignment", "submitted_notebook", "grade", "comment")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     try:
         with postgres_server() as url:

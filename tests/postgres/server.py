@@ -62,8 +62,8 @@ def postgres_server() -> Iterator[str]:
             owner = pwd.getpwnam(user)
         except KeyError:
             raise PostgresUnavailable(f"no `postgres` user to run PostgreSQL as, not root: {SETUP_HINT}") from None
-    # Not under pytest's tmp_path: its parents are private to root, and the server user must reach the folder.
-    home = Path(tempfile.mkdtemp(prefix="coursekit-pg-"))
+    # Not under pytest's tmp_path or a private TMPDIR: the server's user must reach the folder.
+    home = Path(tempfile.mkdtemp(prefix="coursekit-pg-", dir="/tmp" if user is not None else None))
     if user is not None:
         os.chown(home, owner.pw_uid, owner.pw_gid)
     data, log, port = home / "data", home / "server.log", _free_port()
