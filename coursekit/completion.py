@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import shutil
 
-from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.api import MissingEntry
 
 from . import ASSIGNMENT
 from .course import Course
+from .gradebook import open_gradebook
 
 
 def completely_graded(course: Course, students: list[str]) -> set[str]:
     done = set()
-    with Gradebook(course.db_url) as gradebook:
+    with open_gradebook(course.db_url) as gradebook:
         try:
             assignment = gradebook.find_assignment(ASSIGNMENT)
         except MissingEntry:
