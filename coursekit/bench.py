@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import ASSIGNMENT, cohort, scores, workers
+from . import ASSIGNMENT, cohort, grading, scores
 from .course import Course
 
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         fast, _ = _course_with_cohort(Path(scratch) / "fast", repo, args.students)
         print(f"grading {len(ids)} submissions twice: plain nbgrader autograde, then coursekit grade", flush=True)
         plain_seconds = _timed(lambda: plain.nbgrader("autograde", ASSIGNMENT, "--force", quiet=True))
-        fast_seconds = _timed(lambda: workers.grade_in_parallel(fast, os.cpu_count() or 1, force=True))
+        fast_seconds = _timed(lambda: grading.grade_course(fast, force=True, workers=os.cpu_count() or 1))
         peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         plain_scores, fast_scores = scores.cell_scores(plain.db_url), scores.cell_scores(fast.db_url)
     differing = [student for student in ids if plain_scores.get(student) != fast_scores.get(student)]

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import ASSIGNMENT, cohort, scores, workers
+from . import ASSIGNMENT, cohort, grading, scores
 from .course import Course, CourseError
 
 
@@ -26,13 +26,14 @@ def grade(course: Course, args: argparse.Namespace) -> None:
             f"nothing to grade: put submissions in submitted/<student>/{ASSIGNMENT}/ "
             "(or run `make demo`, which copies the demo cohort there)"
         )
-    if args.workers > 1 and not args.cold and not args.student and len(workers.pending(course, args.force)) > 1:
-        workers.grade_in_parallel(course, args.workers, args.force)
+    if args.cold or args.student:
+        # One process, as `nbgrader autograde` runs: --student regrades that submission whether graded or not.
+        extra = ["--force"] if args.force or args.student else []
+        if args.student:
+            extra += ["--student", args.student]
+        course.nbgrader("autograde", ASSIGNMENT, *extra, warm=not args.cold)
         return
-    extra = ["--force"] if args.force else []
-    if args.student:
-        extra += ["--student", args.student]
-    course.nbgrader("autograde", ASSIGNMENT, *extra, warm=not args.cold)
+    grading.grade_course(course, args.force, args.workers, scheduler=args.scheduler, chunk=args.chunk)
 
 
 def feedback(course: Course, args: argparse.Namespace) -> None:
@@ -58,6 +59,7 @@ def demo(course: Course, args: argparse.Namespace) -> None:
     print(f"copied {len(students)} demo submissions into submitted/")
     release(course, args)
     args.force, args.student, args.cold, args.workers = True, None, False, os.cpu_count() or 1
+    args.scheduler, args.chunk = None, None
     grade(course, args)
     feedback(course, args)
     export(course, args)
@@ -90,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="grade on N processes, one gradebook writer (default: one per core, %(default)s here)",
     )
     grading.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="execute on a Dask distributed cluster, e.g. tcp://host:8786 (the gradebook is still written here, "
+        "by one process)",
+    )
+    grading.add_argument(
+        "--chunk", type=int, metavar="N", help="submissions per task (default: enough tasks to keep workers busy)"
+    )
+    grading.add_argument(
         "--cold", action="store_true",
         help="start a fresh kernel per submission, as plain nbgrader does (default: kernels forked from a "
         "parent that imported TensorFlow once)",
@@ -114,6 +124,9 @@ def main(argv: Sequence[str] | None = None, course: Course | None = None) -> int
     args = build_parser().parse_args(argv)
     try:
         args.run(course or Course.here(), args)
+    except grading.GradingInterrupted as exc:
+        print(f"coursekit {args.command}: {exc}", file=sys.stderr)
+        return 130  # the shell's code for "stopped by Ctrl-C"
     except CourseError as exc:
         print(f"coursekit {args.command}: {exc}", file=sys.stderr)
         return 1
