@@ -103,12 +103,19 @@ class Writer:
 
     def record(self, students: list[str]) -> None:
         assert self._process.stdin is not None
+        # Ctrl-C halfway through a line would hand the writer half a batch.
+        blocked = threading.current_thread() is threading.main_thread()
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             self._process.stdin.write(json.dumps(students) + "\n")
             self._process.stdin.flush()
+            self.in_flight += len(students)
         except BrokenPipeError as exc:
             raise CourseError(f"the gradebook writer stopped; its log:\n{self.log_tail()}") from exc
-        self.in_flight += len(students)
+        finally:
+            if blocked:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
     def finish(self) -> None:
         """No more batches: the writer records what it has, then ends."""

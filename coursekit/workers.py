@@ -162,6 +162,9 @@ def execute_chunk(
         if stop is not None and stop():
             raise ChunkStopped
         returncode = _run_nbgrader(root, stop)
+        if stop is not None and stop():
+            # Another chunk's stop may have killed this one's kernels: its notebooks cannot be trusted.
+            raise ChunkStopped
         log = (root / "nbgrader.log").read_text(errors="replace")
         seconds = (time.monotonic() - start) / len(runnable)
         for student in runnable:
