@@ -226,10 +226,13 @@ def grade(
     summary.elapsed = time.monotonic() - start
     print("\n" + summary.table(), file=out, flush=True)
     if summary.interrupted:
-        left = summary.total - len(summary.graded)
+        rest = [s for s in students if s not in summary.graded]
+        never = [s for s in rest if not (course.autograded / s / ASSIGNMENT).exists()]
+        earlier = f" {len(rest) - len(never)} keep the grades of an earlier run (FORCE=1 regrades them)." \
+            if len(never) < len(rest) else ""
         raise GradingInterrupted(
-            f"interrupted: {len(summary.graded)} submissions were graded and are kept; {left} are not graded yet. "
-            "Run `make grade` again to grade the rest."
+            f"interrupted: {len(summary.graded)} submissions were graded and are kept; {len(never)} are not graded "
+            f"yet. Run `make grade` again to grade the rest.{earlier}"
         )
     return summary
 
@@ -346,8 +349,10 @@ def grade_course(
 ) -> Summary:
     """`coursekit grade`: every pending submission, on this machine's cores or on a Dask cluster."""
     students = pending(course, force)
-    runner = runner_for(scheduler, workers) if students else LocalRunner(1)
-    summary = grade(course, students, runner, chunk, out)
+    if not students:
+        print("nothing to grade: every submission is graded already (--force regrades them)", file=out)
+        return Summary(total=0)
+    summary = grade(course, students, runner_for(scheduler, workers), chunk, out)
     if summary.failed:
         raise CourseError(
             f"{len(summary.failed)} of {summary.total} submissions could not be graded (see the table above); "

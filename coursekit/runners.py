@@ -33,6 +33,8 @@ class LocalRunner:
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix="coursekit-worker")
         self._bundle: dict[str, bytes] = {}
+        # The warm parent imports TensorFlow while the coordinator builds the bundle.
+        self._warming = self._pool.submit(WARM.env)
 
     def start(self, bundle: dict[str, bytes]) -> None:
         self._bundle = bundle
