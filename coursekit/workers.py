@@ -222,7 +222,9 @@ def _reason(log: str, student: str) -> str:
         if found and Path(found["path"]).parent.name == student:
             traceback = []
             for following in lines[index + 1:]:
-                if following.startswith("[") and "|" in following.split("]")[0]:
+                if following.startswith("[") and "|" in following.split("]")[0]:  # a new log record
+                    if "Traceback (most recent call last)" in following and not traceback:
+                        continue  # nbgrader logs the traceback as the record after
                     break
                 traceback.append(following.strip())
             message = next((text for text in reversed(traceback) if text), "")

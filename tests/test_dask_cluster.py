@@ -14,6 +14,8 @@ import pytest
 
 from coursekit import ASSIGNMENT, cohort, grading, scores
 from coursekit.course import Course
+from coursekit.runners import DaskRunner
+from coursekit.workers import BAD_NOTEBOOK, pending
 
 from .conftest import copy_course
 
@@ -97,8 +99,13 @@ def scheduler(tmp_path: Path) -> Iterator[str]:
 
 def test_a_dask_cluster_scores_exactly_like_a_local_run(scheduler: str, tmp_path: Path) -> None:
     on_dask, here = _course(tmp_path / "dask"), _course(tmp_path / "local")
-    summary = grading.grade_course(on_dask, force=False, workers=2, scheduler=scheduler)
-    assert sorted(summary.graded) == sorted(STUDENTS) and not summary.failed
+    broken = on_dask.submitted_notebook("broken_json")
+    broken.parent.mkdir(parents=True)
+    broken.write_text('{"cells": [')  # a failure reported from a worker, and no harm to the others
+    summary = grading.grade(on_dask, pending(on_dask, force=False), DaskRunner(scheduler))
+    assert sorted(summary.graded) == sorted(STUDENTS)
+    assert summary.failed == {"broken_json": (BAD_NOTEBOOK, summary.failed["broken_json"][1])}
+    assert "JSON" in summary.failed["broken_json"][1]
     grading.grade_course(here, force=False, workers=2)
     dask_scores, local_scores = scores.cell_scores(on_dask.db_url), scores.cell_scores(here.db_url)
     assert dask_scores == local_scores
@@ -106,3 +113,4 @@ def test_a_dask_cluster_scores_exactly_like_a_local_run(scheduler: str, tmp_path
     assert dask_scores == {student: expected[student] for student in STUDENTS}
     # The coordinator wrote the autograded notebooks here; the workers only sent them back.
     assert sorted(p.name for p in on_dask.autograded.iterdir() if p.is_dir()) == sorted(STUDENTS)
+    assert pending(on_dask, force=False) == ["broken_json"]  # the next run tries it again
