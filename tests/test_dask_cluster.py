@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -98,7 +99,8 @@ def scheduler(tmp_path: Path) -> Iterator[str]:
 
 
 def test_a_dask_cluster_scores_exactly_like_a_local_run(scheduler: str, tmp_path: Path) -> None:
-    on_dask, here = _course(tmp_path / "dask"), _course(tmp_path / "local")
+    on_dask = _course(tmp_path / "dask")
+    here = Course(Path(shutil.copytree(on_dask.root, tmp_path / "local")))
     broken = on_dask.submitted_notebook("broken_json")
     broken.parent.mkdir(parents=True)
     broken.write_text('{"cells": [')  # a failure reported from a worker, and no harm to the others
