@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     grading = commands.add_parser("grade", help="autograde submitted/ into autograded/ and the gradebook")
     grading.add_argument("--force", action="store_true", help="regrade submissions that are already autograded")
-    grading.add_argument("--student", metavar="ID", help="grade this student only")
+    grading.add_argument("--student", metavar="ID", help="grade (or regrade) this student only")
     grading.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, metavar="N",
         help="grade on N processes, one gradebook writer (default: one per core, %(default)s here)",
