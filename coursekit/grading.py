@@ -202,6 +202,7 @@ def grade(
     size = chunk or chunk_size(len(students), runner.slots)
     scratch = Path(tempfile.mkdtemp(prefix="coursekit-grade-"))
     run: _Run | None = None
+    writer: Writer | None = None
     start = time.monotonic()
     try:
         writer = Writer(course, scratch / "replay", scratch / "writer.log")
@@ -219,9 +220,10 @@ def grade(
     finally:
         with _no_second_interrupt():
             runner.close()
+            if writer is not None:
+                writer.close()
             if run is not None:
-                run.writer.close()
-                run.drain(wait=False)
+                run.drain(wait=True)  # the writer has ended: its reader thread ends the replies
             shutil.rmtree(scratch, ignore_errors=True)
     summary.elapsed = time.monotonic() - start
     print("\n" + summary.table(), file=out, flush=True)
