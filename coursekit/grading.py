@@ -219,12 +219,14 @@ def grade(
                 run.after_stop()
     finally:
         with _no_second_interrupt():
-            runner.close()
-            if writer is not None:
-                writer.close()
-            if run is not None:
-                run.drain(wait=True)  # the writer has ended: its reader thread ends the replies
-            shutil.rmtree(scratch, ignore_errors=True)
+            try:
+                runner.close()
+                if writer is not None:
+                    writer.close()
+                if run is not None:
+                    run.drain(wait=True)  # the writer has ended: its reader thread ends the replies
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
     summary.elapsed = time.monotonic() - start
     print("\n" + summary.table(), file=out, flush=True)
     if summary.interrupted:
