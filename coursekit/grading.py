@@ -179,13 +179,25 @@ def chunk_size(students: int, slots: int) -> int:
 
 
 def _check_released(course: Course) -> None:
+    """Fail early, with what to do, when the gradebook does not know the assignment (never create one here)."""
     from nbgrader.api import Gradebook, MissingEntry
+    from sqlalchemy import create_engine, inspect
 
+    missing = CourseError(f"the gradebook has no {ASSIGNMENT} yet: run `make release` first")
+    url = course.db_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise missing
+    engine = create_engine(url)
     try:
-        with Gradebook(course.db_url) as gradebook:
+        if not inspect(engine).get_table_names():
+            raise missing
+    finally:
+        engine.dispose()
+    try:
+        with Gradebook(url) as gradebook:
             gradebook.find_assignment(ASSIGNMENT)
-    except MissingEntry as exc:
-        raise CourseError(f"the gradebook has no {ASSIGNMENT} yet: run `make release` first") from exc
+    except MissingEntry:
+        raise missing from None
 
 
 def grade(
@@ -198,13 +210,13 @@ def grade(
         runner.close()
         print("nothing to grade: every submission is graded already (--force regrades them)", file=out)
         return summary
-    _check_released(course)
     size = chunk or chunk_size(len(students), runner.slots)
     scratch = Path(tempfile.mkdtemp(prefix="coursekit-grade-"))
     run: _Run | None = None
     writer: Writer | None = None
     start = time.monotonic()
     try:
+        _check_released(course)
         writer = Writer(course, scratch / "replay", scratch / "writer.log")
         run = _Run(course, runner, writer, summary, scratch / "replay", out)
         print(f"grading {len(students)} submissions on {runner.where}, {size} per task", file=out, flush=True)
