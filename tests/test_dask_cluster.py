@@ -68,7 +68,7 @@ def scheduler(tmp_path: Path) -> Iterator[str]:
         assert address.startswith("tcp://127.0.0.1:")
         for index in range(2):
             start(f"worker{index}", "worker", address, "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard",
-                  "--name", f"worker{index}")
+                  "--name", f"worker{index}", "--local-directory", str(tmp_path / f"worker{index}"))
         from distributed import Client
 
         with Client(address, timeout="30s") as client:
