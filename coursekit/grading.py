@@ -30,7 +30,7 @@ from typing import Any, TextIO
 from . import ASSIGNMENT
 from .course import Course, CourseError
 from .runners import ChunkFuture, DaskRunner, LocalRunner, runner_for
-from .workers import NOTEBOOK, WORKER_CRASH, ChunkResult, ChunkStopped, build_bundle, pending
+from .workers import NOTEBOOK, WORKER_CRASH, ChunkResult, ChunkStopped, build_bundle, ignore_interrupts, pending
 
 REPLAY_ENV = "COURSEKIT_REPLAY_DIR"
 RECORDED = "graded"
@@ -87,8 +87,7 @@ class Writer:
             [sys.executable, "-m", "coursekit.recorder"], cwd=course.root,
             env={**course.environment(), REPLAY_ENV: str(replay)},
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
-            # Not in the terminal's process group: Ctrl-C must not stop it halfway through a batch.
-            start_new_session=True,
+            preexec_fn=ignore_interrupts,  # Ctrl-C must not stop it halfway through a batch
         )
         self.replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.in_flight = 0

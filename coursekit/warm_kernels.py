@@ -127,9 +127,6 @@ class Zygote:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "coursekit.warm_kernels", self.socket_path],
             env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            # Ctrl-C reaches the terminal's whole process group: whoever started the parent stops it (and
-            # its kernels) in order, rather than the parent dying first and orphaning them.
-            start_new_session=True,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline().strip()

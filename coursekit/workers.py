@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import re
 import signal
 import subprocess
@@ -115,17 +116,26 @@ class _WarmParent:
             return self._env
 
     def stop(self) -> None:
-        """Kill the parent's kernels (nbgrader shuts them down itself, unless it was killed), then the parent."""
+        """Kill the parent's kernels (nbgrader shuts them down itself, unless it was killed), then the parent.
+
+        The terminal's Ctrl-C may have ended the parent already, orphaning its kernels; they still carry its
+        command line (they are forks of it), which names this parent's socket.
+        """
         with self._lock:
             if self._stack is None:
                 return
             socket_path = self._env[SOCKET_ENV]
-            for process in psutil.Process().children(recursive=True):
+            kernels: dict[int, psutil.Process] = {}
+            for process in psutil.process_iter():
                 with contextlib.suppress(psutil.Error):
                     if socket_path in process.cmdline():
-                        for kernel in process.children(recursive=True):
-                            with contextlib.suppress(psutil.Error):
-                                kernel.kill()
+                        if process.ppid() == os.getpid():  # the parent: stopped by its own context below
+                            kernels.update((child.pid, child) for child in process.children(recursive=True))
+                        else:
+                            kernels[process.pid] = process
+            for kernel in kernels.values():
+                with contextlib.suppress(psutil.Error):
+                    kernel.kill()
             self._stack.close()
             self._stack = None
 
@@ -196,8 +206,7 @@ def _run_nbgrader(root: Path, stop: Callable[[], bool] | None) -> int:
         process = subprocess.Popen(
             [nbgrader_executable(), "autograde", ASSIGNMENT, "--force", _scratch_db(root)],
             cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-            # Its own session: the terminal's Ctrl-C goes to the coordinator, which stops this in order.
-            start_new_session=True,
+            preexec_fn=ignore_interrupts,
         )
         while True:
             try:
@@ -209,6 +218,14 @@ def _run_nbgrader(root: Path, stop: Callable[[], bool] | None) -> int:
                     process.wait()
                     WARM.stop()  # the killed nbgrader's kernels live on in the parent until then
                     raise ChunkStopped from None
+
+
+def ignore_interrupts() -> None:
+    """In a child before it runs: the terminal's Ctrl-C is the coordinator's to handle.
+
+    The child stays in the coordinator's process group, so whoever kills that group kills it too.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 _ERROR = re.compile(r"There was an error processing assignment: (?P<path>\S+)")
