@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import ASSIGNMENT, cohort, scores, workers
+from . import ASSIGNMENT, cohort, grading, scores
 from .course import Course
 from .memory import MemorySampler
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         fast, _ = _course_with_cohort(Path(scratch) / "fast", repo, args.students)
         print(f"grading {len(ids)} submissions twice: plain nbgrader autograde, then coursekit grade", flush=True)
         plain_seconds = _timed(lambda: plain.nbgrader("autograde", ASSIGNMENT, "--force", quiet=True))
-        fast_seconds = _timed(lambda: workers.grade_in_parallel(fast, os.cpu_count() or 1, force=True))
+        fast_seconds = _timed(lambda: grading.grade_course(fast, force=True, workers=os.cpu_count() or 1))
         peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         plain_scores, fast_scores = scores.cell_scores(plain.db_url), scores.cell_scores(fast.db_url)
     differing = [student for student in ids if plain_scores.get(student) != fast_scores.get(student)]
@@ -77,7 +77,7 @@ def memory_run(repo: Course, students: int) -> int:
         fast, ids = _course_with_cohort(Path(scratch) / "fast", repo, students)
         print(f"grading {len(ids)} submissions with coursekit grade, sampling memory every 2 s", flush=True)
         with MemorySampler() as sampler:
-            seconds = _timed(lambda: workers.grade_in_parallel(fast, os.cpu_count() or 1, force=True))
+            seconds = _timed(lambda: grading.grade_course(fast, force=True, workers=os.cpu_count() or 1))
         graded = scores.cell_scores(fast.db_url)
     plot = repo.root / "artifacts" / "bench-memory.png"
     sampler.plot(plot, f"coursekit grade, {len(ids)} submissions")

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import ASSIGNMENT, cohort, completion, intake, scores, workers
+from . import ASSIGNMENT, cohort, completion, grading, intake, scores, workers
 from .course import Course, CourseError
 
 
@@ -33,13 +33,14 @@ def grade(course: Course, args: argparse.Namespace) -> None:
     if not args.force and not args.student:  # pending() left out the completely graded ones
         for student in completion.clear_partial(course, to_grade):
             print(f"{student}: graded only in part before (the grader was stopped); grading again", file=sys.stderr)
-    if args.workers > 1 and not args.cold and not args.student and len(workers.pending(course, args.force)) > 1:
-        workers.grade_in_parallel(course, args.workers, args.force)
+    if args.cold or args.student:
+        # One process, as `nbgrader autograde` runs: --student regrades that submission whether graded or not.
+        extra = ["--force"] if args.force or args.student else []
+        if args.student:
+            extra += ["--student", args.student]
+        course.nbgrader("autograde", ASSIGNMENT, *extra, warm=not args.cold)
         return
-    extra = ["--force"] if args.force or args.student else []  # --student ID regrades that student
-    if args.student:
-        extra += ["--student", args.student]
-    course.nbgrader("autograde", ASSIGNMENT, *extra, warm=not args.cold)
+    grading.grade_course(course, args.force, args.workers, scheduler=args.scheduler, chunk=args.chunk)
 
 
 def feedback(course: Course, args: argparse.Namespace) -> None:
@@ -65,6 +66,7 @@ def demo(course: Course, args: argparse.Namespace) -> None:
     print(f"copied {len(students)} demo submissions into submitted/")
     release(course, args)
     args.force, args.student, args.cold, args.workers = True, None, False, os.cpu_count() or 1
+    args.scheduler, args.chunk = None, None
     grade(course, args)
     feedback(course, args)
     export(course, args)
@@ -91,10 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     grading = commands.add_parser("grade", help="autograde submitted/ into autograded/ and the gradebook")
     grading.add_argument("--force", action="store_true", help="regrade submissions that are already autograded")
-    grading.add_argument("--student", metavar="ID", help="grade this student only")
+    grading.add_argument("--student", metavar="ID", help="grade (or regrade) this student only")
     grading.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, metavar="N",
         help="grade on N processes, one gradebook writer (default: one per core, %(default)s here)",
+    )
+    grading.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="execute on a Dask distributed cluster, e.g. tcp://host:8786 (the gradebook is still written here, "
+        "by one process)",
+    )
+    grading.add_argument(
+        "--chunk", type=int, metavar="N", help="submissions per task (default: enough tasks to keep workers busy)"
     )
     grading.add_argument(
         "--cold", action="store_true",
@@ -131,6 +141,9 @@ def main(argv: Sequence[str] | None = None, course: Course | None = None) -> int
         elif args.db_url:
             course = dataclasses.replace(course, gradebook_url=args.db_url)
         args.run(course, args)
+    except grading.GradingInterrupted as exc:
+        print(f"coursekit {args.command}: {exc}", file=sys.stderr)
+        return 130  # the shell's code for "stopped by Ctrl-C"
     except CourseError as exc:
         print(f"coursekit {args.command}: {exc}", file=sys.stderr)
         return 1

@@ -1,30 +1,57 @@
-"""Grade on every core, with one writer to the gradebook.
+"""The worker's side of grading: execute a chunk of submissions, given only bytes.
 
-1. In parallel, each worker runs the real `nbgrader autograde` on its share of the submissions, in a
-   scratch copy of the course: source/ and the submissions linked, a throwaway SQLite gradebook with only
-   the assignment's structure (coursekit/gradebook.py; never the real one, SQLite or PostgreSQL), kernels
-   forked from one warm parent.
-2. Then one writer runs `nbgrader autograde` on the real course, with Execute replaced by
-   `ReplayExecution`, which takes each notebook's outputs from step 1. nbgrader's own steps record every
-   grade, in one process, as they would without workers.
+`execute_chunk(bundle, notebooks)` runs the real `nbgrader autograde --force` on the chunk in a scratch
+course built from `bundle` (source/, nbgrader_config.py and a gradebook holding only the assignment's
+structure, see `build_bundle`), with kernels forked from this process's warm parent, and returns each
+executed notebook or why there is none. It reads nothing of the real course, so it runs the same in a
+thread here or in a Dask worker on another machine. Recording grades is the coordinator's job
+(coursekit/grading.py): one writer, the real gradebook.
 """
 
 from __future__ import annotations
 
-import shutil
+import atexit
+import contextlib
+import os
+import re
+import signal
 import subprocess
-import sys
 import tempfile
+import threading
 import time
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import nbformat
+import psutil
 
 from . import ASSIGNMENT
 from .completion import completely_graded
-from .course import DB_URL_ENV, Course, nbgrader_executable
-from .gradebook import structure_only_gradebook
-from .warm_kernels import warm_environment
+from .course import Course, nbgrader_executable
+from .warm_kernels import SOCKET_ENV, warm_environment
 
-REPLAY_ENV = "COURSEKIT_REPLAY_DIR"
+# Why a submission has no executed notebook; the summary table groups failures by these.
+BAD_NOTEBOOK = "bad notebook"
+NBGRADER_ERROR = "nbgrader error"
+WORKER_CRASH = "worker crash"
+
+NOTEBOOK = f"{ASSIGNMENT}.ipynb"
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """One submission's execution: the autograded notebook, or the kind of failure and its reason."""
+
+    student: str
+    notebook: bytes | None
+    failure: str | None = None
+    reason: str = ""
+    seconds: float = 0.0
+
+
+class ChunkStopped(RuntimeError):
+    """The chunk was stopped (Ctrl-C): its submissions stay ungraded, for the next run."""
 
 
 def pending(course: Course, force: bool) -> list[str]:
@@ -36,69 +63,193 @@ def pending(course: Course, force: bool) -> list[str]:
     return [s for s in students if s not in done]
 
 
-def _worker_course(course: Course, root: Path, students: list[str], structure: Path) -> Course:
-    root.mkdir(parents=True)
-    (root / "source").symlink_to(course.root / "source")
-    shutil.copy(course.root / "nbgrader_config.py", root / "nbgrader_config.py")
-    shutil.copy(structure, root / "gradebook.db")  # written here, thrown away with the scratch folder
-    for student in students:
-        (root / "submitted").mkdir(exist_ok=True)
-        (root / "submitted" / student).symlink_to(course.submitted / student)
-    return Course(root)
+# ---------------------------------------------------------------- what every worker needs, built once
 
 
-def grade_in_parallel(course: Course, workers: int, force: bool) -> None:
-    students = pending(course, force)
-    shares = [students[i::workers] for i in range(workers) if students[i::workers]]
+def build_bundle(course: Course) -> dict[str, bytes]:
+    """source/, nbgrader_config.py and a fresh SQLite gradebook holding only the assignment's structure.
+
+    The gradebook comes from `nbgrader generate_assignment` in a scratch course, so workers never read
+    the real gradebook, whatever database that is.
+    """
+    with tempfile.TemporaryDirectory(prefix="coursekit-bundle-") as scratch:
+        root = Path(scratch)
+        files = [p for p in (course.root / "source").rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts]
+        bundle = {p.relative_to(course.root).as_posix(): p.read_bytes() for p in files}
+        bundle["nbgrader_config.py"] = (course.root / "nbgrader_config.py").read_bytes()
+        _unpack(bundle, root)
+        Course(root).nbgrader("generate_assignment", ASSIGNMENT, "--force", _scratch_db(root), quiet=True)
+        bundle["gradebook.db"] = (root / "gradebook.db").read_bytes()
+    return bundle
+
+
+def _scratch_db(root: Path) -> str:
+    # On the command line, so it wins over any db_url in nbgrader_config.py (which may name the real one).
+    return f"--CourseDirectory.db_url=sqlite:///{root / 'gradebook.db'}"
+
+
+def _unpack(files: dict[str, bytes], root: Path) -> None:
+    for name, data in files.items():
+        relative = PurePosixPath(name)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise ValueError(f"bundle path {name!r} leaves the scratch course")
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+# ---------------------------------------------------------------- one warm parent per worker process
+
+
+class _WarmParent:
+    """This process's warm kernel parent, started on first use and shared by its threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stack: contextlib.ExitStack | None = None
+        self._env: dict[str, str] = {}
+
+    def env(self) -> dict[str, str]:
+        with self._lock:
+            if self._stack is None:
+                stack = contextlib.ExitStack()
+                self._env = stack.enter_context(warm_environment(Course(Path.cwd()).environment()))
+                self._stack = stack
+            return self._env
+
+    def stop(self) -> None:
+        """Kill the parent's kernels (nbgrader shuts them down itself, unless it was killed), then the parent.
+
+        The terminal's Ctrl-C may have ended the parent already, orphaning its kernels; they still carry its
+        command line (they are forks of it), which names this parent's socket.
+        """
+        with self._lock:
+            if self._stack is None:
+                return
+            socket_path = self._env[SOCKET_ENV]
+            kernels: dict[int, psutil.Process] = {}
+            for process in psutil.process_iter():
+                with contextlib.suppress(psutil.Error):
+                    if socket_path in process.cmdline():
+                        if process.ppid() == os.getpid():  # the parent: stopped by its own context below
+                            kernels.update((child.pid, child) for child in process.children(recursive=True))
+                        else:
+                            kernels[process.pid] = process
+            for kernel in kernels.values():
+                with contextlib.suppress(psutil.Error):
+                    kernel.kill()
+            self._stack.close()
+            self._stack = None
+
+
+WARM = _WarmParent()
+atexit.register(WARM.stop)
+
+
+# ---------------------------------------------------------------- executing a chunk
+
+
+def execute_chunk(
+    bundle: dict[str, bytes], notebooks: dict[str, bytes], stop: Callable[[], bool] | None = None
+) -> dict[str, ChunkResult]:
+    """Execute `notebooks` ({student: submitted notebook}) with the real `nbgrader autograde`.
+
+    Raises ChunkStopped if `stop()` turns true before nbgrader ends; nbgrader and its kernels are killed.
+    """
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="coursekit-workers-") as scratch, \
-            warm_environment(course.environment()) as env:
-        structure = structure_only_gradebook(course, Path(scratch) / "structure")
-        running = []
-        for index, share in enumerate(shares):
-            worker = _worker_course(course, Path(scratch) / f"worker{index}", share, structure)
-            log = open(worker.root / "nbgrader.log", "w")  # noqa: SIM115 - closed below, after the worker ends
-            running.append((worker, log, subprocess.Popen(
-                [nbgrader_executable(), "autograde", ASSIGNMENT, "--force"],
-                cwd=worker.root, env={**env, DB_URL_ENV: worker.db_url}, stdout=log, stderr=subprocess.STDOUT,
-            )))
-        print(f"executing {len(students)} submissions on {len(running)} workers", flush=True)
-        _show_progress(running, len(students))
-        for worker, log, process in running:
-            if process.wait() != 0:
-                # Not fatal: the writer executes whatever a worker did not produce.
-                print(f"worker {worker.root.name} failed; see its log below. Its share is executed by the writer.")
-                print((worker.root / "nbgrader.log").read_text()[-3000:])
-            log.close()
-        print("recording grades (one nbgrader process writes the gradebook)", flush=True)
-        course.nbgrader("autograde", ASSIGNMENT, *(["--force"] if force else []), env={**env, REPLAY_ENV: scratch})
-    elapsed = time.monotonic() - start
-    print(f"graded {len(students)} submissions in {elapsed:.0f} s, {elapsed / max(len(students), 1):.2f} s each")
+    results: dict[str, ChunkResult] = {}
+    with tempfile.TemporaryDirectory(prefix="coursekit-chunk-") as scratch:
+        root = Path(scratch)
+        _unpack(bundle, root)
+        runnable = []
+        for student, data in notebooks.items():
+            problem = _unreadable(data)
+            if problem:
+                results[student] = ChunkResult(student, None, BAD_NOTEBOOK, problem)
+                continue
+            _unpack({f"submitted/{student}/{ASSIGNMENT}/{NOTEBOOK}": data}, root)
+            runnable.append(student)
+        if not runnable:
+            return results
+        if stop is not None and stop():
+            raise ChunkStopped
+        returncode = _run_nbgrader(root, stop)
+        if stop is not None and stop():
+            # Another chunk's stop may have killed this one's kernels: its notebooks cannot be trusted.
+            raise ChunkStopped
+        log = (root / "nbgrader.log").read_text(errors="replace")
+        seconds = (time.monotonic() - start) / len(runnable)
+        for student in runnable:
+            executed = root / "autograded" / student / ASSIGNMENT / NOTEBOOK
+            if executed.is_file():
+                results[student] = ChunkResult(student, executed.read_bytes(), seconds=seconds)
+            elif returncode < 0:
+                results[student] = ChunkResult(
+                    student, None, WORKER_CRASH,
+                    f"nbgrader was killed by {signal.Signals(-returncode).name} (out of memory?)", seconds,
+                )
+            else:
+                results[student] = ChunkResult(student, None, NBGRADER_ERROR, _reason(log, student), seconds)
+    return results
 
 
-def _executed_so_far(running: list[tuple[Course, object, subprocess.Popen[bytes]]]) -> int:
-    """Submissions each worker has finished: those it announced, less the one it is still on."""
-    done = 0
-    for worker, _, process in running:
-        started = (worker.root / "nbgrader.log").read_text(errors="replace").count("] Autograding ")
-        done += max(0, started - (1 if process.poll() is None else 0))
-    return done
+def _unreadable(data: bytes) -> str:
+    """Why nbgrader could not read this notebook at all, or "" if it can."""
+    try:
+        nbformat.reads(data.decode("utf-8"), as_version=4)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+    return ""
 
 
-def _show_progress(running: list[tuple[Course, object, subprocess.Popen[bytes]]], total: int) -> None:
-    """A progress line with counts and an ETA until every worker has ended."""
-    start, shown, tty = time.monotonic(), -1, sys.stdout.isatty()
-    while True:
-        finished = all(process.poll() is not None for _, _, process in running)
-        done = total if finished else _executed_so_far(running)
-        if done != shown:
-            elapsed = time.monotonic() - start
-            eta = f", about {elapsed / done * (total - done):.0f} s left" if 0 < done < total else ""
-            line = f"executed {done}/{total} ({elapsed:.0f} s{eta})"
-            print(f"\r{line}" if tty else line, end="" if tty else "\n", flush=True)
-            shown = done
-        if finished:
-            if tty:
-                print()
-            return
-        time.sleep(0.5)
+def _run_nbgrader(root: Path, stop: Callable[[], bool] | None) -> int:
+    env = WARM.env()
+    with open(root / "nbgrader.log", "w") as log:
+        process = subprocess.Popen(
+            [nbgrader_executable(), "autograde", ASSIGNMENT, "--force", _scratch_db(root)],
+            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=ignore_interrupts,
+        )
+        while True:
+            try:
+                return process.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                if stop is not None and stop():
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                    process.wait()
+                    WARM.stop()  # the killed nbgrader's kernels live on in the parent until then
+                    raise ChunkStopped from None
+
+
+def ignore_interrupts() -> None:
+    """In a child before it runs: the terminal's Ctrl-C is the coordinator's to handle.
+
+    The child stays in the coordinator's process group, so whoever kills that group kills it too.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+_ERROR = re.compile(r"There was an error processing assignment: (?P<path>\S+)")
+
+
+def _reason(log: str, student: str) -> str:
+    """The last line of the traceback nbgrader logged for this student (its exception), else a pointer."""
+    lines = log.splitlines()
+    for index, line in enumerate(lines):
+        found = _ERROR.search(line)
+        if found and Path(found["path"]).parent.name == student:
+            traceback = []
+            for following in lines[index + 1:]:
+                if following.startswith("[") and "|" in following.split("]")[0]:  # a new log record
+                    if "Traceback (most recent call last)" in following and not traceback:
+                        continue  # nbgrader logs the traceback as the record after
+                    break
+                traceback.append(following.strip())
+            message = next((text for text in reversed(traceback) if text), "")
+            if message:
+                return message[:300]
+    errors = [line for line in lines if "ERROR" in line]
+    if errors:
+        return errors[-1][:300]
+    return "nbgrader wrote no autograded notebook and logged no error"

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from coursekit import ASSIGNMENT, cli, cohort, scores, workers
+from coursekit import ASSIGNMENT, cli, cohort, grading, scores
 from coursekit.course import Course
 
 from .conftest import REPO, copy_course
@@ -154,7 +154,7 @@ def test_warm_kernels_and_workers_score_exactly_like_plain_nbgrader(tmp_path: Pa
         for student in students:
             course.submit(student, course.demo_notebook(student))
         if way == "workers":
-            workers.grade_in_parallel(course, 2, force=False)
+            grading.grade_course(course, force=False, workers=2)
         else:
             course.nbgrader("autograde", ASSIGNMENT, quiet=True, warm=way == "warm")
         results[way] = scores.cell_scores(course.db_url)

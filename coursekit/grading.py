@@ -1,0 +1,376 @@
+"""Grade a cohort: workers execute chunks, one writer records every grade in the real gradebook.
+
+1. `workers.build_bundle` makes what a worker needs, once: source/, the config and a scratch gradebook.
+2. A runner (coursekit/runners.py: threads here, or a Dask cluster) executes chunks of submissions with
+   `workers.execute_chunk`; a few chunks are in flight at a time, so memory stays flat for any cohort.
+3. As chunks come back, their notebooks go into a replay folder and the writer (coursekit/recorder.py,
+   nbgrader's Autograde with `ReplayExecution`) records them in batches. So a grade is kept as soon as
+   its batch is recorded, and Ctrl-C loses only what was still executing: a rerun grades the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import CancelledError
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import ASSIGNMENT
+from .course import Course, CourseError
+from .runners import ChunkFuture, DaskRunner, LocalRunner, runner_for
+from .workers import NOTEBOOK, WORKER_CRASH, ChunkResult, ChunkStopped, build_bundle, ignore_interrupts, pending
+
+REPLAY_ENV = "COURSEKIT_REPLAY_DIR"
+RECORDED = "graded"
+WRITER_ERROR = "nbgrader error (recording)"
+
+
+class GradingInterrupted(CourseError):
+    """Ctrl-C: what was recorded is kept; the message says how to grade the rest."""
+
+
+@dataclass
+class Summary:
+    total: int
+    graded: list[str] = field(default_factory=list)
+    failed: dict[str, tuple[str, str]] = field(default_factory=dict)  # student: (why, detail)
+    execution_seconds: dict[str, float] = field(default_factory=dict)
+    elapsed: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def done(self) -> int:
+        return len(self.graded) + len(self.failed)
+
+    def table(self) -> str:
+        graded, n = len(self.graded), max(self.done, 1)
+        lines = [
+            f"{'':22}{'students':>9}",
+            f"{'graded':22}{graded:>9}",
+            f"{'failed':22}{len(self.failed):>9}",
+        ]
+        if self.total > self.done:
+            lines.append(f"{'not graded (stopped)':22}{self.total - self.done:>9}")
+        lines.append(f"time: {self.elapsed:.0f} s, {self.elapsed / n:.2f} s per submission"
+                     + (f" (executing: {sum(self.execution_seconds.values()) / len(self.execution_seconds):.2f} s"
+                        " per submission on a worker)" if self.execution_seconds else ""))
+        if self.failed:
+            width = max(len(s) for s in self.failed)
+            lines += ["", f"{'failed':{width}}  {'why':26}  detail"]
+            for student, (why, detail) in sorted(self.failed.items()):
+                lines.append(f"{student:{width}}  {why:26}  {detail}")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the writer
+
+
+class Writer:
+    """The recorder subprocess: batches in on stdin, replies read by a thread into a queue."""
+
+    def __init__(self, course: Course, replay: Path, log: Path) -> None:
+        replay.mkdir(parents=True, exist_ok=True)
+        self._log = open(log, "w")  # noqa: SIM115 - closed in close()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "coursekit.recorder"], cwd=course.root,
+            env={**course.environment(), REPLAY_ENV: str(replay)},
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
+            preexec_fn=ignore_interrupts,  # Ctrl-C must not stop it halfway through a batch
+        )
+        self.replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.in_flight = 0
+        self.log_path = log
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            self.replies.put(json.loads(line))
+        self.replies.put(None)
+
+    def record(self, students: list[str]) -> None:
+        assert self._process.stdin is not None
+        # Ctrl-C halfway through a line would hand the writer half a batch.
+        blocked = threading.current_thread() is threading.main_thread()
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self._process.stdin.write(json.dumps(students) + "\n")
+            self._process.stdin.flush()
+            self.in_flight += len(students)
+        except BrokenPipeError as exc:
+            raise CourseError(f"the gradebook writer stopped; its log:\n{self.log_tail()}") from exc
+        finally:
+            if blocked:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+    def finish(self) -> None:
+        """No more batches: the writer records what it has, then ends."""
+        if self._process.stdin is not None and not self._process.stdin.closed:
+            self._process.stdin.close()
+
+    def close(self) -> None:
+        self.finish()
+        try:
+            self._process.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._log.close()
+
+    def log_tail(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+
+# ---------------------------------------------------------------- progress
+
+
+class Progress:
+    """A bar with counts and an ETA: redrawn in place on a terminal, a line per change otherwise."""
+
+    def __init__(self, total: int, out: TextIO) -> None:
+        self.total, self.out, self.tty = total, out, out.isatty()
+        self.start, self.shown = time.monotonic(), (-1, -1)
+        self.last_draw = 0.0
+
+    def update(self, summary: Summary, executing: int) -> None:
+        done, now = summary.done, time.monotonic()
+        if (done, len(summary.failed)) == self.shown and (not self.tty or now - self.last_draw < 1):
+            return
+        self.shown, self.last_draw = (done, len(summary.failed)), now
+        elapsed = now - self.start
+        filled = int(30 * done / max(self.total, 1))
+        eta = f", about {elapsed / done * (self.total - done):.0f} s left" if 0 < done < self.total else ""
+        failed = f", {len(summary.failed)} failed" if summary.failed else ""
+        line = (f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} ({len(summary.graded)} graded{failed};"
+                f" {executing} with workers; {elapsed:.0f} s{eta})")
+        print(f"\r{line}\033[K" if self.tty else line, end="" if self.tty else "\n", file=self.out, flush=True)
+
+    def end(self) -> None:
+        if self.tty:
+            print(file=self.out)
+
+
+# ---------------------------------------------------------------- the coordinator
+
+
+def _chunks(students: list[str], size: int) -> Iterator[list[str]]:
+    for index in range(0, len(students), size):
+        yield students[index:index + size]
+
+
+def chunk_size(students: int, slots: int) -> int:
+    """Enough chunks to keep every slot busy and the progress moving; big enough to pay nbgrader's start-up."""
+    return max(1, min(8, math.ceil(students / (2 * slots))))
+
+
+def _check_released(course: Course) -> None:
+    """Fail early, with what to do, when the gradebook does not know the assignment (never create one here)."""
+    from nbgrader.api import Gradebook, MissingEntry
+    from sqlalchemy import create_engine, inspect
+
+    missing = CourseError(f"the gradebook has no {ASSIGNMENT} yet: run `make release` first")
+    url = course.db_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise missing
+    engine = create_engine(url)
+    try:
+        if not inspect(engine).get_table_names():
+            raise missing
+    finally:
+        engine.dispose()
+    try:
+        with Gradebook(url) as gradebook:
+            gradebook.find_assignment(ASSIGNMENT)
+    except MissingEntry:
+        raise missing from None
+
+
+def grade(
+    course: Course, students: list[str], runner: LocalRunner | DaskRunner, chunk: int | None = None,
+    out: TextIO = sys.stdout,
+) -> Summary:
+    """Grade `students`' submissions with `runner`; record each in the real gradebook; print a summary."""
+    summary = Summary(total=len(students))
+    if not students:
+        runner.close()
+        print("nothing to grade: every submission is graded already (--force regrades them)", file=out)
+        return summary
+    size = chunk or chunk_size(len(students), runner.slots)
+    scratch = Path(tempfile.mkdtemp(prefix="coursekit-grade-"))
+    run: _Run | None = None
+    writer: Writer | None = None
+    start = time.monotonic()
+    try:
+        _check_released(course)
+        writer = Writer(course, scratch / "replay", scratch / "writer.log")
+        run = _Run(course, runner, writer, summary, scratch / "replay", out)
+        print(f"grading {len(students)} submissions on {runner.where}, {size} per task", file=out, flush=True)
+        runner.start(build_bundle(course))
+        run.until_done(_chunks(students, size), 2 * runner.slots, 4 * runner.slots * size)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        with _no_second_interrupt():
+            print("\nCtrl-C: stopping the workers; recording the grades already executed ...", file=out, flush=True)
+            runner.stop()
+            if run is not None:
+                run.after_stop()
+    finally:
+        with _no_second_interrupt():
+            try:
+                runner.close()
+                if writer is not None:
+                    writer.close()
+                if run is not None:
+                    run.drain(wait=True)  # the writer has ended: its reader thread ends the replies
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+    summary.elapsed = time.monotonic() - start
+    print("\n" + summary.table(), file=out, flush=True)
+    if summary.interrupted:
+        rest = [s for s in students if s not in summary.graded]
+        never = [s for s in rest if not (course.autograded / s / ASSIGNMENT).exists()]
+        earlier = f" {len(rest) - len(never)} keep the grades of an earlier run (FORCE=1 regrades them)." \
+            if len(never) < len(rest) else ""
+        raise GradingInterrupted(
+            f"interrupted: {len(summary.graded)} submissions were graded and are kept; {len(never)} are not graded "
+            f"yet. Run `make grade` again to grade the rest.{earlier}"
+        )
+    return summary
+
+
+@contextlib.contextmanager
+def _no_second_interrupt() -> Iterator[None]:
+    """A second Ctrl-C must not cut the clean-up short (kernels left running, a batch half recorded)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _Run:
+    """Chunks in flight and results on their way to the writer."""
+
+    def __init__(
+        self, course: Course, runner: LocalRunner | DaskRunner, writer: Writer, summary: Summary, replay: Path,
+        out: TextIO,
+    ) -> None:
+        self.course, self.runner, self.writer, self.summary, self.replay = course, runner, writer, summary, replay
+        self.in_flight: list[tuple[list[str], ChunkFuture]] = []
+        self.batches = 0
+        self.progress = Progress(summary.total, out)
+
+    def until_done(self, chunks: Iterator[list[str]], ahead: int, backlog: int) -> None:
+        """Keep `ahead` chunks in flight and at most `backlog` submissions waiting for the writer: flat memory."""
+        exhausted = False
+        while not exhausted or self.in_flight or self.writer.in_flight:
+            while not exhausted and len(self.in_flight) < ahead and self.writer.in_flight < backlog:
+                share = next(chunks, None)
+                if share is None:
+                    exhausted = True
+                    break
+                notebooks = {s: self.course.submitted_notebook(s).read_bytes() for s in share}
+                self.in_flight.append((share, self.runner.submit(notebooks)))
+            self.take_finished()
+            if exhausted and not self.in_flight:
+                self.writer.finish()
+            self.drain(wait=False)
+            self.progress.update(self.summary, sum(len(share) for share, _ in self.in_flight))
+            time.sleep(0.1)
+        self.progress.end()
+
+    def take_finished(self) -> None:
+        still = []
+        for share, future in self.in_flight:
+            if future.done():
+                self.batches += 1
+                self._take(share, future, self.replay / f"batch{self.batches}")
+            else:
+                still.append((share, future))
+        self.in_flight = still
+
+    def after_stop(self) -> None:
+        """After Ctrl-C: keep every chunk that finished executing; record them; drop the rest."""
+        deadline = time.monotonic() + 60
+        while self.in_flight and time.monotonic() < deadline:
+            self.take_finished()
+            time.sleep(0.1)
+        self.writer.finish()
+        self.drain(wait=True)
+
+    def _take(self, share: list[str], future: ChunkFuture, folder: Path) -> None:
+        """A finished chunk: its notebooks into the replay folder for the writer, its failures into the summary."""
+        try:
+            results = future.result()
+        except (ChunkStopped, CancelledError):
+            return
+        except Exception as exc:  # the worker process died, or the cluster lost it
+            if type(exc).__name__ == "CancelledError":  # Dask's own, when Ctrl-C cancelled the task
+                return
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            results = {s: ChunkResult(s, None, WORKER_CRASH, reason) for s in share}
+        executed = []
+        for student, result in results.items():
+            if result.notebook is None:
+                self.summary.failed[student] = (result.failure or WORKER_CRASH, result.reason)
+                continue
+            path = folder / "autograded" / student / ASSIGNMENT / NOTEBOOK
+            path.parent.mkdir(parents=True)
+            path.write_bytes(result.notebook)
+            self.summary.execution_seconds[student] = result.seconds
+            executed.append(student)
+        if executed:
+            self.writer.record(executed)
+
+    def drain(self, wait: bool) -> None:
+        """Take the writer's replies: graded students into the summary, their replay copies deleted."""
+        while self.writer.in_flight:
+            try:
+                reply = self.writer.replies.get(timeout=None if wait else 0)
+            except queue.Empty:
+                return
+            if reply is None:
+                self.writer.in_flight = 0
+                raise CourseError(f"the gradebook writer stopped; its log:\n{self.writer.log_tail()}")
+            self.summary.graded += reply["recorded"]
+            for student, reason in reply["failed"].items():
+                self.summary.failed[student] = (WRITER_ERROR, reason)
+            self.writer.in_flight -= len(reply["recorded"]) + len(reply["failed"])
+            for student in [*reply["recorded"], *reply["failed"]]:
+                for folder in self.replay.glob(f"*/autograded/{student}"):
+                    shutil.rmtree(folder, ignore_errors=True)
+
+
+def grade_course(
+    course: Course, force: bool, workers: int, scheduler: str | None = None, chunk: int | None = None,
+    out: TextIO = sys.stdout,
+) -> Summary:
+    """`coursekit grade`: every pending submission, on this machine's cores or on a Dask cluster."""
+    students = pending(course, force)
+    if not students:
+        print("nothing to grade: every submission is graded already (--force regrades them)", file=out)
+        return Summary(total=0)
+    summary = grade(course, students, runner_for(scheduler, workers), chunk, out)
+    if summary.failed:
+        raise CourseError(
+            f"{len(summary.failed)} of {summary.total} submissions could not be graded (see the table above); "
+            "they stay ungraded, and `make grade` tries them again"
+        )
+    return summary

@@ -1,0 +1,77 @@
+"""Fast checks of the grading engine's own pieces (no kernels): chunking, bad notebooks, the summary."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from coursekit import grading, workers
+from coursekit.workers import BAD_NOTEBOOK, NBGRADER_ERROR, ChunkResult
+
+NBGRADER_LOG = """\
+[AutogradeApp | INFO] Autograding /tmp/x/submitted/ann/hw
+[AutogradeApp | ERROR] There was an error processing assignment: /tmp/x/submitted/bob/hw
+[AutogradeApp | ERROR] Traceback (most recent call last):
+  File "nbgrader/converters/base.py", line 1, in convert_notebooks
+nbformat.validator.NotebookValidationError: 'cells' is a required property
+[AutogradeApp | INFO] Autograding /tmp/x/submitted/cat/hw
+"""
+
+
+def test_a_chunk_of_unreadable_notebooks_fails_each_as_a_bad_notebook_without_running_nbgrader() -> None:
+    results = workers.execute_chunk({"nbgrader_config.py": b""}, {"ann": b"{not json", "bob": b"\xff\xfe"})
+    assert {s: r.failure for s, r in results.items()} == {"ann": BAD_NOTEBOOK, "bob": BAD_NOTEBOOK}
+    assert "JSON" in results["ann"].reason and results["ann"].notebook is None
+
+
+@pytest.mark.parametrize("name", ["../outside.py", "/etc/passwd", "source/../../x"])
+def test_a_bundle_cannot_write_outside_its_scratch_course(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ValueError, match="leaves the scratch course"):
+        workers._unpack({name: b"x"}, tmp_path / "course")
+    assert not (tmp_path / "outside.py").exists()
+
+
+def test_the_reason_of_an_nbgrader_error_is_the_last_line_of_its_traceback() -> None:
+    assert workers._reason(NBGRADER_LOG, "bob") == (
+        "nbformat.validator.NotebookValidationError: 'cells' is a required property"
+    )
+    assert "no autograded notebook" in workers._reason("[AutogradeApp | INFO] fine\n", "ann")
+
+
+@pytest.mark.parametrize(("students", "slots", "size"), [(1, 2, 1), (6, 2, 2), (30, 2, 8), (1000, 2, 8), (30, 64, 1)])
+def test_chunks_keep_every_slot_busy_and_stay_small(students: int, slots: int, size: int) -> None:
+    assert grading.chunk_size(students, slots) == size
+
+
+def test_the_summary_says_how_many_were_graded_and_why_the_others_failed() -> None:
+    summary = grading.Summary(total=4, graded=["ann", "cat"], elapsed=10.0, interrupted=True,
+                              failed={"bob": (NBGRADER_ERROR, "NotebookValidationError: 'cells'")},
+                              execution_seconds={"ann": 1.5, "cat": 2.5})
+    table = summary.table()
+    assert "graded                        2" in table
+    assert "failed                        1" in table
+    assert "not graded (stopped)          1" in table
+    assert "3.33 s per submission" in table and "2.00 s per submission on a worker" in table
+    assert "bob  nbgrader error" in table and "NotebookValidationError" in table
+
+
+def test_progress_prints_counts_and_an_eta_a_line_per_change_when_not_a_terminal() -> None:
+    out = io.StringIO()
+    progress = grading.Progress(total=4, out=out)
+    summary = grading.Summary(total=4)
+    progress.update(summary, executing=4)
+    summary.graded.append("ann")
+    progress.update(summary, executing=3)
+    progress.update(summary, executing=3)  # nothing new: no new line
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[1].startswith("[#######") and "1/4 (1 graded; 3 with workers;" in lines[1] and "s left" in lines[1]
+
+
+def test_chunk_results_travel_as_plain_data() -> None:
+    import pickle
+
+    result = ChunkResult("ann", b"{}", seconds=1.0)
+    assert pickle.loads(pickle.dumps(result)) == result
