@@ -20,6 +20,18 @@ import tensorflow as tf
 from . import figures, inputs
 from .isolation import StudentError, call, quiet, rebind, safe_str
 
+# Taken when this module is imported: in the warm kernels that is in the Zygote, before any student code, so
+# a student who replaces these later does not change what the observer sees (docs/security-judging.md).
+_isinstance = isinstance
+_hasattr = hasattr
+_float_of = float
+_asarray = np.asarray
+_array_equal = np.array_equal
+_isfinite = math.isfinite
+_gradient = tf.GradientTape.gradient
+_Variable = tf.Variable
+_Tensor = tf.Tensor
+
 MIME = "application/vnd.coursekit.observation+json"
 MAX_VALUES = 20_000  # per array: enough for the lab's 1000-point scatters, bounded for anything bigger
 MAX_FIGURES = 40
@@ -38,14 +50,14 @@ class _Stop(Exception):
 
 def _float(x: float) -> float | str:
     # JSON has no NaN or infinity; float("nan") and float("-inf") read these strings back.
-    return x if math.isfinite(x) else repr(x)
+    return x if _isfinite(x) else repr(x)
 
 
 def number(value: Any) -> dict[str, Any]:
     """An array as shape and values, or why it is not numeric (the value's type and the conversion's error)."""
     try:
         with quiet():
-            array = np.asarray(value, dtype=np.float64)
+            array = _asarray(value, dtype=np.float64)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:
@@ -57,7 +69,7 @@ def number(value: Any) -> dict[str, Any]:
 def _values(model: Any) -> list[float | str] | None:
     try:
         with quiet():
-            return [_float(float(model.w.numpy())), _float(float(model.b.numpy()))]
+            return [_float(_float_of(model.w.numpy())), _float(_float_of(model.b.numpy()))]
     except KeyboardInterrupt:
         raise
     except BaseException:
@@ -67,7 +79,7 @@ def _values(model: Any) -> list[float | str] | None:
 def _floats(values: Any) -> list[float | str] | None:
     try:
         with quiet():
-            return [_float(float(np.asarray(v))) for v in values]
+            return [_float(_float_of(_asarray(v))) for v in values]
     except KeyboardInterrupt:
         raise
     except BaseException:
@@ -105,14 +117,14 @@ def _quietly(obs: Observation, at: str, fn: Callable[[], Any]) -> Any:
 
 
 def _describe_variable(var: Any) -> dict[str, Any]:
-    described: dict[str, Any] = {"type": type(var).__name__, "is_variable": isinstance(var, tf.Variable)}
+    described: dict[str, Any] = {"type": type(var).__name__, "is_variable": _isinstance(var, _Variable)}
     if described["is_variable"]:
         described.update(dtype=var.dtype.name, trainable=bool(var.trainable), value=number(var.numpy()))
     return described
 
 
 def _missing(model: Any) -> list[str]:
-    return [name for name in ("w", "b") if not hasattr(model, name)]
+    return [name for name in ("w", "b") if not _hasattr(model, name)]
 
 
 def probe_model_variables(ns: Namespace, obs: Observation, stand_ins: Any) -> None:
@@ -137,8 +149,8 @@ def probe_model_output(ns: Namespace, obs: Observation, stand_ins: Any) -> None:
         return
     w, b = model.w, model.b
     obs["types"] = {"w": type(w).__name__, "b": type(b).__name__}
-    obs["is_variable"] = {"w": isinstance(w, tf.Variable), "b": isinstance(b, tf.Variable)}
-    if not all(obs["is_variable"].values()):
+    obs["is_variable"] = {"w": _isinstance(w, _Variable), "b": _isinstance(b, _Variable)}
+    if not (obs["is_variable"]["w"] and obs["is_variable"]["b"]):
         return
 
     def assign(values: tuple[float, float]) -> Callable[[], Any]:
@@ -152,12 +164,12 @@ def probe_model_output(ns: Namespace, obs: Observation, stand_ins: Any) -> None:
     obs["after_reset"] = number(_attempt(obs, "after_reset", "model(x) after changing w and b", model, x))
     with tf.GradientTape() as tape:
         out = _attempt(obs, "taped", "model(x) under a GradientTape", model, x)
-        total = tf.reduce_sum(out) if isinstance(out, (tf.Tensor, tf.Variable)) else None
+        total = tf.reduce_sum(out) if _isinstance(out, (_Tensor, _Variable)) else None
     try:
-        grads = tape.gradient(total, [w, b]) if total is not None else [None, None]
+        grads = _gradient(tape, total, [w, b]) if total is not None else [None, None]
     except Exception:
         grads = [None, None]
-    obs["gradient_flows"] = all(g is not None for g in grads)
+    obs["gradient_flows"] = grads[0] is not None and grads[1] is not None
 
 
 # ---------------------------------------------------------------- loss
@@ -184,7 +196,7 @@ def probe_loss_properties(ns: Namespace, obs: Observation, stand_ins: Any) -> No
         out = _attempt(obs, "taped", "loss(predicted_y, target_y) under a GradientTape", loss_fn, variable,
                        tf.constant(target))
     try:
-        grad = tape.gradient(out, variable)
+        grad = _gradient(tape, out, variable)
     except Exception:
         grad = None
     obs["gradient_flows"] = grad is not None
@@ -203,8 +215,8 @@ def _isolated_train(ns: Namespace, obs: Observation, stand_ins: Any) -> Any:
 
 def _start_model(stand_ins: Any, w: Any = inputs.INITIAL_W, b: Any = inputs.INITIAL_B) -> Any:
     model = stand_ins["Model"]()
-    model.w.assign(float(w))
-    model.b.assign(float(b))
+    model.w.assign(_float_of(w))
+    model.b.assign(_float_of(b))
     return model
 
 
@@ -232,12 +244,12 @@ def probe_train_state(ns: Namespace, obs: Observation, stand_ins: Any) -> None:
     _train_call(obs, "first", train, model, 0.1)
     obs["same_objects"] = _quietly(obs, "first", lambda: model.w is w_before and model.b is b_before)
     obs["still_variables"] = _quietly(
-        obs, "first", lambda: isinstance(model.w, tf.Variable) and isinstance(model.b, tf.Variable)
+        obs, "first", lambda: _isinstance(model.w, _Variable) and _isinstance(model.b, _Variable)
     )
     after = _values(ns.get("model"))
     obs["notebook_model_changed"] = not (
-        notebook_state is None or after is None or np.array_equal(
-            np.array(notebook_state, dtype=np.float64), np.array(after, dtype=np.float64), equal_nan=True
+        notebook_state is None or after is None or _array_equal(
+            _asarray(notebook_state, dtype=np.float64), _asarray(after, dtype=np.float64), equal_nan=True
         )
     )
     if not (obs["same_objects"] and obs["still_variables"]) or obs["notebook_model_changed"]:
