@@ -9,9 +9,10 @@ there, in the grader process:
   autograded notebook, the gradebook's checksums and ReplayExecution see the source nbgrader restored.
 - `JudgeObservations` (right after execution) replaces every observed test cell's outputs with the judge's
   verdict: "Hidden tests passed: ..." on stdout, or an `error` output `CheckFailed: <message>`, which
-  nbgrader scores 0. It reads only the last observation carrying this run's nonce and the cell's grade id,
-  among that cell's own outputs; a cell without one gets an error. Whatever student code printed or
-  displayed in a test cell is dropped: it cannot earn points. docs/security-judging.md says what is left.
+  nbgrader scores 0. It reads the observation carrying this run's nonce and the cell's grade id among that
+  cell's own outputs. A cell with none, with more than one, or whose outputs were cleared while it ran gets
+  an error. Whatever student code printed or displayed in a test cell is dropped: it cannot earn points.
+  docs/security-judging.md says what is still possible.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ from nbgrader import utils
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
 from grader_observe import MIME
-from grader_tests import checks
-from grader_tests.in_process import stand_ins_source
+from grader_tests import checks, stand_ins_source
 
 RESOURCE_KEY = "coursekit_judge"
 OBSERVE_CALL = re.compile(r"""observe\(\s*(["'])(?P<grade_id>\w+)\1\s*,\s*globals\(\)\s*\)""")
+TAMPERED = (
+    "this cell holds more than one record of the hidden tests, or its output was cleared while it ran: "
+    "something other than the hidden tests wrote to it, so it earns nothing."
+)
 NOT_RUN = (
     "the hidden tests did not run in this cell: the kernel stopped or your code kept them from running. "
     "Run your notebook from the top and make sure every cell finishes."
@@ -69,12 +73,21 @@ class ObservedExecute(Execute):
             if is_observed(cell):
                 originals[index] = cell.source
                 cell.source = inject(cell.source, nonce, stand_ins)
+        self._cleared: set[int] = set()
         resources[RESOURCE_KEY] = {"nonce": nonce}
         try:
-            return super().preprocess(nb, resources)
+            nb, resources = super().preprocess(nb, resources)
         finally:
             for index, source in originals.items():
                 nb.cells[index].source = source
+        resources[RESOURCE_KEY]["cleared"] = sorted(self._cleared)
+        return nb, resources
+
+    def clear_output(self, outs: list[NotebookNode], msg: dict[str, Any], cell_index: int) -> None:
+        # Clearing is how code running after the observer (an IPython post_run_cell hook, say) could replace
+        # the real observation with a forged one: the judge gives a cleared test cell nothing.
+        self._cleared.add(cell_index)
+        super().clear_output(outs, msg, cell_index)
 
 
 def _stream(text: str) -> NotebookNode:
@@ -88,9 +101,9 @@ def _error(message: str) -> NotebookNode:
     )
 
 
-def observation_of(cell: NotebookNode, grade_id: str, nonce: str) -> dict[str, Any] | None:
-    """The last observation in this cell's outputs made in this run for this cell, if any."""
-    found = None
+def observations_of(cell: NotebookNode, grade_id: str, nonce: str) -> list[dict[str, Any]]:
+    """The observations in this cell's own outputs made in this run for this cell."""
+    found = []
     for output in cell.get("outputs", []):
         if output.get("output_type") != "display_data":
             continue
@@ -99,15 +112,17 @@ def observation_of(cell: NotebookNode, grade_id: str, nonce: str) -> dict[str, A
             isinstance(bundle, dict) and bundle.get("nonce") == nonce and bundle.get("grade_id") == grade_id
             and isinstance(bundle.get("observation"), dict)
         ):
-            found = bundle["observation"]
+            found.append(bundle["observation"])
     return found
 
 
-def verdict(grade_id: str, observation: dict[str, Any] | None) -> list[NotebookNode]:
+def verdict(grade_id: str, observations: list[dict[str, Any]], cleared: bool = False) -> list[NotebookNode]:
     """The outputs a judged test cell ends with."""
-    if observation is None:
+    if cleared or len(observations) > 1:
+        return [_error(TAMPERED)]
+    if not observations:
         return [_error(NOT_RUN)]
-    result = checks.judge(grade_id, observation)
+    result = checks.judge(grade_id, observations[0])
     if not result.passed:
         return [_error(result.message)]
     lines = "\n".join(f"  ✓ {line}" for line in result.message.splitlines())
@@ -127,8 +142,9 @@ class JudgeObservations(NbGraderPreprocessor):  # enabled by default, unlike nbc
                 "JudgeObservations needs ObservedExecute (or ReplayExecution) before it in "
                 "Autograde.autograde_preprocessors: see nbgrader_config.py."
             )
-        for cell in nb.cells:
+        cleared = set(state.get("cleared", ()))
+        for index, cell in enumerate(nb.cells):
             if is_observed(cell):
                 grade_id = cell.metadata.nbgrader["grade_id"]
-                cell.outputs = verdict(grade_id, observation_of(cell, grade_id, nonce))
+                cell.outputs = verdict(grade_id, observations_of(cell, grade_id, nonce), index in cleared)
         return nb, resources

@@ -22,16 +22,11 @@ from grader_observe import figures
 from grader_observe.isolation import quiet
 from grader_observe.kernel import collect, load_stand_ins
 
-from . import checks
+from . import checks, stand_ins_source
 
 # The files that come with the assignment (lab_setup.py): the instructor's copies, as nbgrader
 # restores them when it autogrades, whatever sits beside the notebook being graded.
 ASSIGNMENT_FILES = Path(__file__).resolve().parents[1] / "source" / "custom_training_basics"
-STAND_INS = Path(__file__).with_name("stand_ins.py")
-
-
-def stand_ins_source() -> str:
-    return STAND_INS.read_text(encoding="utf-8")
 
 
 def run(grade_id: str, namespace: dict[str, Any], figures_drawn: list[Any] | None = None) -> checks.Result:

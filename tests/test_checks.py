@@ -12,7 +12,7 @@ import tensorflow as tf
 from coursekit import cohort
 from grader_observe.isolation import quiet, rebind
 from grader_observe.kernel import collect, load_stand_ins
-from grader_tests import checks, in_process, stand_ins
+from grader_tests import checks, in_process, stand_ins, stand_ins_source
 from grader_tests import reference as ref
 
 
@@ -77,7 +77,7 @@ def test_wrong_model_costs_no_train_or_loss_points() -> None:
 
 def test_convergence_substitutes_a_wrong_part() -> None:
     ns = namespace(loss="def loss(p, t): return tf.reduce_sum(tf.square(p - t))")
-    observation = collect("test_convergence_fit", ns, load_stand_ins(in_process.stand_ins_source()))
+    observation = collect("test_convergence_fit", ns, load_stand_ins(stand_ins_source()))
     statuses = {part: checks.part_status(observation, part) for part in checks.PART_CHECKS}
     assert statuses == {"Model": "ok", "loss": "wrong", "train": "ok"}
     history = checks.rerun_training(observation, statuses)
@@ -177,7 +177,7 @@ def test_stored_lab_data_is_tensorflows_draw() -> None:
 
 
 def test_a_forged_or_broken_observation_earns_nothing() -> None:
-    good = collect("test_loss_values", namespace(), load_stand_ins(in_process.stand_ins_source()))
+    good = collect("test_loss_values", namespace(), load_stand_ins(stand_ins_source()))
     assert checks.judge("test_loss_values", good).passed
     for broken in ({}, {"known": "5.25"}, {"known": {"shape": [], "size": 1, "data": []}}, {"random": 1}):
         assert not checks.judge("test_loss_values", broken).passed, broken
