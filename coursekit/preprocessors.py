@@ -19,6 +19,9 @@ __all__ = ["ReplayExecution", "SanitizeTestOutputs", "one_sentence_a_line"]
 class SanitizeTestOutputs(NbGraderPreprocessor):  # enabled by default, unlike nbconvert's base
     """Tidy test cells' outputs after execution, before nbgrader scores them.
 
+    JudgeObservations already leaves observed test cells with only its verdict; this covers any test cell
+    that does not call the observer, and cells a worker judged.
+
     - stderr becomes stdout: nbgrader scores any test cell that wrote to stderr 0, and a
       TensorFlow warning is no mistake of the student's. Our checks fail by raising.
     - a traceback becomes its last line (`CheckFailed: <message>`, a sentence a line): frames from
