@@ -16,6 +16,7 @@ from nbformat import NotebookNode
 
 from coursekit import ASSIGNMENT, cli, cohort, scores
 from coursekit.course import Course
+from coursekit.judge import TAMPERED
 
 from .conftest import copy_course
 
@@ -87,6 +88,11 @@ def _forge(result):
 
 get_ipython().events.register("post_run_cell", _forge)
 '''
+# The same forger, clearing the cell's output first so that its record is the only one.
+CLEAR_AND_FORGE = FORGE.replace(
+    "    _display({MIME: bundle",
+    "    from IPython.display import clear_output\n    clear_output()\n    _display({MIME: bundle",
+)
 
 IMPORT_REFERENCE = '''
 try:
@@ -141,6 +147,7 @@ def hostile(release: NotebookNode) -> dict[str, tuple[NotebookNode, str]]:
         "swallowed_exceptions": (sqrt(SWALLOW), "loss_sqrt"),
         "fake_results_printed": (sqrt(FAKE_OUTPUT), "loss_sqrt"),
         "forged_observation": (sqrt(FORGE), "loss_sqrt"),
+        "cleared_and_forged": (sqrt(CLEAR_AND_FORGE), "loss_sqrt"),
         "imports_reference": (sqrt(IMPORT_REFERENCE), "loss_sqrt"),
     }
 
@@ -173,10 +180,12 @@ def test_tampering_earns_nothing_and_deleted_tests_are_graded(graded: tuple[Cour
 
 def test_the_autograded_test_cells_hold_only_the_judges_verdict(graded: tuple[Course, dict[str, str]]) -> None:
     course, _ = graded
-    for student in ("fake_results_printed", "forged_observation", "swallowed_exceptions"):
+    for student in ("fake_results_printed", "forged_observation", "cleared_and_forged", "swallowed_exceptions"):
         path: Path = course.root / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
         for cell in _tests(nbformat.read(path, as_version=4)):
             assert len(cell.outputs) == 1, (student, cell.metadata["nbgrader"]["grade_id"], cell.outputs)
             output = cell.outputs[0]
             if cell.metadata["nbgrader"]["grade_id"] == "test_loss_values":
                 assert output.output_type == "error", (student, output)
+                # The forgers' records were there and were refused, not merely malformed.
+                assert (output.evalue == TAMPERED) == ("forged" in student), (student, output.evalue)
