@@ -31,6 +31,9 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 
 # A cell may train for a while, never forever.
 c.Execute.timeout = 120
+# The observer binds the helpers it relies on when it is imported: before any student code, in cold kernels
+# too (warm kernels import it in the Zygote already). docs/security-judging.md.
+c.Execute.extra_arguments = ["--IPKernelApp.exec_lines=import grader_observe.kernel"]
 
 # Set by `coursekit grade` when workers have executed the notebooks already (coursekit/workers.py).
 replay_from = os.environ.get("COURSEKIT_REPLAY_DIR")
