@@ -20,8 +20,9 @@ import tensorflow as tf
 from . import figures, inputs
 from .isolation import StudentError, call, quiet, rebind, safe_str
 
-# Taken when this module is imported: in the warm kernels that is in the Zygote, before any student code, so
-# a student who replaces these later does not change what the observer sees (docs/security-judging.md).
+# Taken when this module is imported, before any student code (in the warm kernels' Zygote, or at a cold
+# kernel's start: nbgrader_config.py), so a student who replaces these later does not change what the observer
+# sees (docs/security-judging.md).
 _isinstance = isinstance
 _hasattr = hasattr
 _float_of = float
