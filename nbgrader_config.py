@@ -8,16 +8,21 @@ from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
     ClearHiddenTests,
-    Execute,
+    ClearOutput,
+    DeduplicateIds,
     GetGrades,
     IgnorePattern,
     LimitOutput,
+    OverwriteCells,
+    OverwriteKernelspec,
     SaveAutoGrades,
 )
 
 from coursekit import COURSE_ID
 from coursekit.course import DB_URL_ENV
+from coursekit.judge import JudgeObservations, ObservedExecute
 from coursekit.preprocessors import ReplayExecution, SanitizeTestOutputs
+from coursekit.restore_cells import RestoreAssignmentCells
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -33,14 +38,31 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 
 # A cell may train for a while, never forever.
 c.Execute.timeout = 120
+# The observer binds the helpers it relies on when it is imported: before any student code, in cold kernels
+# too (warm kernels import it in the Zygote already). docs/security-judging.md.
+c.Execute.extra_arguments = ["--IPKernelApp.exec_lines=import grader_observe.kernel"]
 
 # Set by `coursekit grade` when workers have executed the notebooks already (coursekit/workers.py).
 replay_from = os.environ.get("COURSEKIT_REPLAY_DIR")
 c.ReplayExecution.executed_root = replay_from or ""
 
-# nbgrader's autograde steps, with the kit's SanitizeTestOutputs right after execution.
+# nbgrader's first (sanitizing) pass, with deleted or re-labelled assignment cells put back before
+# OverwriteCells restores their source from the gradebook (coursekit/restore_cells.py).
+c.RestoreAssignmentCells.release_root = str(Path(__file__).resolve().parent / "release")
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput,
+    DeduplicateIds,
+    OverwriteKernelspec,
+    RestoreAssignmentCells,
+    OverwriteCells,
+    CheckCellMetadata,
+]
+
+# nbgrader's autograde steps: execution observes (coursekit/judge.py), then the judge decides each test cell
+# in this process, then the kit's SanitizeTestOutputs.
 c.Autograde.autograde_preprocessors = [
-    ReplayExecution if replay_from else Execute,
+    ReplayExecution if replay_from else ObservedExecute,
+    JudgeObservations,
     SanitizeTestOutputs,
     IgnorePattern,
     ClearMetadataPreprocessor,

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import nbformat
 from nbformat import NotebookNode
 from nbgrader import utils
-from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
+from .judge import RESOURCE_KEY, ObservedExecute, one_sentence_a_line
 
-def one_sentence_a_line(message: str) -> str:
-    """Feedback shows tracebacks in a box that does not wrap: the hint at the end must not scroll out of view."""
-    return re.sub(r"(?<=[.?!]) (?=[A-Z`])", "\n", message)
+__all__ = ["ReplayExecution", "SanitizeTestOutputs", "one_sentence_a_line"]
 
 
 class SanitizeTestOutputs(NbGraderPreprocessor):  # enabled by default, unlike nbconvert's base
     """Tidy test cells' outputs after execution, before nbgrader scores them.
+
+    JudgeObservations already leaves observed test cells with only its verdict; this covers any test cell
+    that does not call the observer, and cells a worker judged.
 
     - stderr becomes stdout: nbgrader scores any test cell that wrote to stderr 0, and a
       TensorFlow warning is no mistake of the student's. Our checks fail by raising.
@@ -38,13 +39,14 @@ class SanitizeTestOutputs(NbGraderPreprocessor):  # enabled by default, unlike n
         return cell, resources
 
 
-class ReplayExecution(Execute):
+class ReplayExecution(ObservedExecute):
     """Execute's place in autograding when workers already executed the notebook.
 
     Takes each code cell's outputs from the worker's autograded copy of this student's notebook, found
     under `executed_root`. The worker ran nbgrader's own sanitizing and Execute steps on the same
     submission and gradebook, so the cells match one for one; when they do not, or the worker produced
-    nothing, the notebook is executed here instead.
+    nothing, the notebook is executed here instead (and judged by JudgeObservations). Replayed outputs were
+    judged by the worker's grader process already: JudgeObservations leaves them as they are.
     """
 
     executed_root = Unicode("", help="the workers' scratch folder (coursekit sets it)").tag(config=True)
@@ -60,6 +62,7 @@ class ReplayExecution(Execute):
             if mine.cell_type == "code":
                 mine.outputs = theirs.outputs
                 mine.execution_count = theirs.execution_count
+        resources[RESOURCE_KEY] = {"replayed": True}
         return nb, resources
 
     def _executed(self, info: dict[str, Any]) -> NotebookNode | None:

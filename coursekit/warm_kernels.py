@@ -33,7 +33,7 @@ from traitlets import Unicode
 PROVISIONER = "coursekit-warm"
 SOCKET_ENV = "COURSEKIT_WARM_SOCKET"
 # Imported once in the parent. Not pyplot: it would fix the backend before the kernel picks its own.
-PRELOAD = ("numpy", "tensorflow", "matplotlib", "IPython", "ipykernel.kernelapp", "grader_tests.checks")
+PRELOAD = ("numpy", "tensorflow", "matplotlib", "IPython", "ipykernel.kernelapp", "grader_observe.kernel")
 
 
 class WarmKernelError(RuntimeError):

@@ -67,7 +67,7 @@ def pending(course: Course, force: bool) -> list[str]:
 
 
 def build_bundle(course: Course) -> dict[str, bytes]:
-    """source/, nbgrader_config.py and a fresh SQLite gradebook holding only the assignment's structure.
+    """source/, release/, nbgrader_config.py and a fresh SQLite gradebook holding only the assignment's structure.
 
     The gradebook comes from `nbgrader generate_assignment` in a scratch course, so workers never read
     the real gradebook, whatever database that is.
@@ -80,6 +80,9 @@ def build_bundle(course: Course) -> dict[str, bytes]:
         _unpack(bundle, root)
         Course(root).nbgrader("generate_assignment", ASSIGNMENT, "--force", _scratch_db(root), quiet=True)
         bundle["gradebook.db"] = (root / "gradebook.db").read_bytes()
+        # The release, generated here too: RestoreAssignmentCells puts deleted test cells back from it.
+        bundle.update({p.relative_to(root).as_posix(): p.read_bytes()
+                       for p in (root / "release").rglob("*") if p.is_file()})
     return bundle
 
 

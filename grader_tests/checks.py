@@ -1,27 +1,30 @@
-"""Pure checks: from the notebook's namespace to results, one group of checks per grade cell.
+"""The judge: from a grade cell's observation (plain data recorded in the student's kernel) to a result.
 
-Every check grades one part in isolation (docs/grading.md):
+Runs in the grader process, never in the student's kernel: student code cannot reach the comparisons, the
+reference numbers or the helpers they use. The observer (grader_observe) records what the student's objects
+returned on the inputs in grader_observe.inputs; this module decides. Every check grades one part in
+isolation (docs/grading.md):
 - model checks use only `Model`;
 - loss checks use only `loss`;
-- train checks run the student's `train` on a reference model with the reference loss;
-- convergence reruns the notebook's schedule, with the reference standing in for any part
-  that fails its own checks;
-- plot checks read the figures' artists, and are waived when an attempted part is wrong
+- train checks judge the student's `train` run on a stand-in model with the stand-in loss;
+- convergence judges the run of the notebook's schedule with the stand-in for any part that fails its own
+  checks (the observer records every mix of student parts and stand-ins; the judge picks one);
+- plot checks read the figures' artist data, and are waived when an attempted part is wrong
   (its points are already lost), but not when a part was never attempted.
+An observation that is malformed, incomplete or missing earns nothing.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
+
+from grader_observe import inputs
 
 from . import reference as ref
-from .isolation import StudentError, call, rebind
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,59 @@ class CheckFailure(Exception):
     """An expectation was not met; the message says what, what came back, and the likely cause."""
 
 
-Namespace = Mapping[str, Any]
-Figures = list[Any]
+class StudentError(Exception):
+    """Student code raised, or is not defined: the observer recorded the message."""
+
+    def __init__(self, message: str, *, not_implemented: bool = False) -> None:
+        super().__init__(message)
+        self.not_implemented = not_implemented
+
+
+Observation = Mapping[str, Any]
+
+_KINDS = {"Model": "model class", "loss": "loss function", "train": "training step"}
+
+
+def _get(obs: Observation, key: str) -> Any:
+    """What the observer recorded at `key`, or why it recorded nothing there (the probe stopped before)."""
+    if key in obs:
+        return obs[key]
+    if "undefined" in obs:
+        name = str(obs["undefined"])
+        raise StudentError(
+            f"`{name}` is not defined: run the cell that defines your {_KINDS.get(name, name)}, and keep its name.",
+            not_implemented=True,
+        )
+    if "raised" in obs:
+        raised = obs["raised"]
+        raise StudentError(str(raised["message"]), not_implemented=bool(raised["not_implemented"]))
+    if obs.get("no_stand_ins"):
+        raise CheckFailure("the grader did not inject the stand-in parts: grade this notebook with `coursekit grade`.")
+    if obs.get("interrupted"):
+        raise CheckFailure("the hidden tests ran out of time in this cell: your code took too long.")
+    if "observer_error" in obs:
+        raise CheckFailure(f"the hidden tests could not observe your code: {obs['observer_error']}")
+    raise CheckFailure("the hidden tests recorded no result for this check: run the notebook from the top.")
+
+
+def _array(record: Any) -> np.ndarray:
+    data = np.array([float(v) for v in record["data"]], dtype=np.float64)
+    size = int(record["size"])
+    if data.size < size:  # the observer keeps the first values of a huge array; the rest are unknown
+        data = np.concatenate([data, np.full(size - data.size, np.nan)])
+    return data.reshape([int(n) for n in record["shape"]])
+
+
+def _numeric(description: str, record: Any) -> np.ndarray:
+    if record is None or "error" in record:
+        kind = record["type"] if record else "nothing"
+        error = record["error"] if record else "no value"
+        raise CheckFailure(f"{description} returned {kind}, which is not a number or tensor: {error}")
+    return _array(record)
+
+
+def _pair(values: Any) -> tuple[float, float] | None:
+    return None if values is None else (float(values[0]), float(values[1]))
 
 
 def _fmt(value: Any) -> str:
@@ -46,61 +100,39 @@ def _fmt(value: Any) -> str:
     return np.array2string(array, precision=5) if array.ndim else f"{float(array):.6g}"
 
 
-def _numeric(description: str, value: Any) -> np.ndarray:
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except Exception as exc:
-        raise CheckFailure(
-            f"{description} returned {type(value).__name__}, which is not a number or tensor: {exc}"
-        ) from exc
-    return array
 
-
-def _lookup(ns: Namespace, name: str, kind: str) -> Any:
-    if name not in ns:
-        raise StudentError(
-            f"`{name}` is not defined: run the cell that defines your {kind}, and keep its name.",
-            not_implemented=True,
-        )
-    return ns[name]
 
 
 # ---------------------------------------------------------------- model
 
 
-def _fresh_model(ns: Namespace) -> Any:
-    model_class = _lookup(ns, "Model", "model class")
-    return call("Model()", model_class)
-
-
-def _variables(model: Any) -> tuple[Any, Any]:
-    missing = [name for name in ("w", "b") if not hasattr(model, name)]
+def _expect_attributes(missing: list[str]) -> None:
     if missing:
         raise CheckFailure(
             f"Model() has no attribute {' or '.join(missing)}: store the weight as `self.w` "
             "and the bias as `self.b`."
         )
-    return model.w, model.b
 
 
-def check_model_variables(ns: Namespace) -> Iterator[str]:
-    model = _fresh_model(ns)
-    w, b = _variables(model)
-    for name, var in (("w", w), ("b", b)):
-        if not isinstance(var, tf.Variable):
+def check_model_variables(obs: Observation) -> Iterator[str]:
+    _expect_attributes(_get(obs, "missing"))
+    variables = _get(obs, "variables")
+    for name in ("w", "b"):
+        var = variables[name]
+        if not var["is_variable"]:
             raise CheckFailure(
-                f"model.{name} is a {type(var).__name__}, expected a tf.Variable: gradient "
+                f"model.{name} is a {var['type']}, expected a tf.Variable: gradient "
                 f"descent can only update a variable. Write `self.{name} = tf.Variable(...)`."
             )
-        if var.dtype != tf.float32:
+        if var["dtype"] != "float32":
             raise CheckFailure(
-                f"model.{name} has dtype {var.dtype.name}, expected float32: "
+                f"model.{name} has dtype {var['dtype']}, expected float32: "
                 f"write the initial value as a float (`4.0`, not `4`)."
             )
-        if not var.trainable:
+        if not var["trainable"]:
             raise CheckFailure(f"model.{name} is not trainable: leave `trainable` at its default, True.")
     yield "w and b are trainable float32 tf.Variables"
-    got = (float(w.numpy()), float(b.numpy()))
+    got = tuple(float(_numeric(f"model.{name}", variables[name]["value"])) for name in ("w", "b"))
     if got != (ref.INITIAL_W, ref.INITIAL_B):
         hint = ""
         if got == (ref.INITIAL_B, ref.INITIAL_W):
@@ -111,9 +143,8 @@ def check_model_variables(ns: Namespace) -> Iterator[str]:
             f"a new Model() starts at w={got[0]:g}, b={got[1]:g}; expected w=1.0, b=4.0.{hint}"
         )
     yield "a new Model() starts at w=1.0 and b=4.0"
-    other = _fresh_model(ns)
-    other_w, other_b = _variables(other)
-    if other_w is w or other_b is b:
+    _expect_attributes(_get(obs, "second_missing"))
+    if _get(obs, "shares_variables"):
         raise CheckFailure(
             "two Model() objects share the same variables: create them in __init__ "
             "(`self.w = tf.Variable(1.0)`), not as class attributes."
@@ -121,30 +152,24 @@ def check_model_variables(ns: Namespace) -> Iterator[str]:
     yield "each Model() has its own variables"
 
 
-def _model_output(model: Any, x: Any, what: str) -> np.ndarray:
-    return _numeric(what, call(what, model, x))
-
-
-def check_model_output(ns: Namespace) -> Iterator[str]:
-    # Sets w and b itself, so a wrong initial value costs model-variable points only.
-    model = _fresh_model(ns)
-    w, b = _variables(model)
-    for name, var in (("w", w), ("b", b)):
-        if not isinstance(var, tf.Variable):
+def check_model_output(obs: Observation) -> Iterator[str]:
+    # The observer set w and b itself, so a wrong initial value costs model-variable points only.
+    _expect_attributes(_get(obs, "missing"))
+    for name in ("w", "b"):
+        if not _get(obs, "is_variable")[name]:
             raise CheckFailure(
-                f"model.{name} is a {type(var).__name__}, not a tf.Variable, so its value cannot be set "
+                f"model.{name} is a {obs['types'][name]}, not a tf.Variable, so its value cannot be set "
                 "to test the output: make w and b tf.Variables."
             )
-    call("setting w=1.5 and b=-0.5", lambda: (w.assign(tf.cast(1.5, w.dtype)), b.assign(tf.cast(-0.5, b.dtype))))
-    got = _model_output(model, 2.0, "model(2.0)")
+    got = _numeric("model(2.0)", _get(obs, "scalar"))
     if got.shape != () or not np.isclose(got, 2.5, rtol=1e-6):
         raise CheckFailure(
             f"with w=1.5 and b=-0.5, model(2.0) returned {_fmt(got)}; expected w*x + b = 2.5."
             + _model_hint(got, 2.0, 1.5, -0.5)
         )
     yield "model(2.0) == w*2 + b for a scalar"
-    x = np.array([-1.5, 0.0, 0.5, 2.0, 3.0], dtype=np.float32)
-    got = _model_output(model, tf.constant(x), "model(x) for a vector x")
+    x = inputs.MODEL_X
+    got = _numeric("model(x) for a vector x", _get(obs, "vector"))
     expected = 1.5 * x - 0.5
     if got.shape != x.shape:
         raise CheckFailure(
@@ -158,8 +183,7 @@ def check_model_output(ns: Namespace) -> Iterator[str]:
             f"w*x + b = {_fmt(expected)}." + _model_hint(got, x, 1.5, -0.5)
         )
     yield "model(x) == w*x + b elementwise for a vector"
-    call("setting w=3 and b=-2", lambda: (w.assign(tf.cast(3.0, w.dtype)), b.assign(tf.cast(-2.0, b.dtype))))
-    got = _model_output(model, tf.constant(x), "model(x) after changing w and b")
+    got = _numeric("model(x) after changing w and b", _get(obs, "after_reset"))
     if got.shape != x.shape or not np.allclose(got, 3.0 * x - 2.0, rtol=1e-6, atol=1e-6):
         raise CheckFailure(
             "after setting w=3 and b=-2, model(x) returned "
@@ -167,11 +191,7 @@ def check_model_output(ns: Namespace) -> Iterator[str]:
             "each time, not values copied in __init__."
         )
     yield "the output follows the current values of w and b"
-    with tf.GradientTape() as tape:
-        out = call("model(x) under a GradientTape", model, tf.constant(x))
-        total = tf.reduce_sum(out) if isinstance(out, (tf.Tensor, tf.Variable)) else None
-    grads = tape.gradient(total, [w, b]) if total is not None else [None, None]
-    if any(g is None for g in grads):
+    if not _get(obs, "gradient_flows"):
         raise CheckFailure(
             "no gradient flows from model(x) back to w and b: compute the output with "
             "TensorFlow operations on the variables, without .numpy() or NumPy functions."
@@ -195,6 +215,9 @@ def _model_hint(got: np.ndarray, x: Any, w: float, b: float) -> str:
     return ""
 
 
+
+
+
 # ---------------------------------------------------------------- loss
 
 _LOSS_MISTAKES: tuple[tuple[str, Callable[[np.ndarray], float]], ...] = (
@@ -215,9 +238,6 @@ _LOSS_MISTAKES: tuple[tuple[str, Callable[[np.ndarray], float]], ...] = (
 )
 
 
-def _loss_value(loss_fn: Any, predicted: np.ndarray, target: np.ndarray) -> np.ndarray:
-    out = call("loss(predicted_y, target_y)", loss_fn, tf.constant(predicted), tf.constant(target))
-    return _numeric("loss(predicted_y, target_y)", out)
 
 
 def _expect_loss(got: np.ndarray, predicted: np.ndarray, target: np.ndarray, where: str) -> None:
@@ -239,39 +259,33 @@ def _expect_loss(got: np.ndarray, predicted: np.ndarray, target: np.ndarray, whe
     raise CheckFailure(message)
 
 
-def check_loss_values(ns: Namespace) -> Iterator[str]:
-    loss_fn = _lookup(ns, "loss", "loss function")
-    predicted = np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32)
-    target = np.array([2.0, 2.0, 5.0, 0.0], dtype=np.float32)
-    _expect_loss(_loss_value(loss_fn, predicted, target), predicted, target, "known values")
+
+
+
+
+def check_loss_values(obs: Observation) -> Iterator[str]:
+    predicted, target = inputs.LOSS_KNOWN
+    got = _numeric("loss(predicted_y, target_y)", _get(obs, "known"))
+    _expect_loss(got, predicted, target, "known values")
     yield "loss([1, 2, 3, 4], [2, 2, 5, 0]) == 5.25"
-    rng = np.random.default_rng(20261125)
-    for size in (1, 7, 1000):
-        predicted = rng.normal(size=size).astype(np.float32) * 3
-        target = rng.normal(size=size).astype(np.float32) * 3
-        _expect_loss(_loss_value(loss_fn, predicted, target), predicted, target, f"{size} random values")
+    cases = inputs.loss_random()
+    recorded = obs.get("random", [])
+    for index, (size, predicted, target) in enumerate(cases):
+        record = recorded[index] if index < len(recorded) else _get(obs, f"random{size}")
+        got = _numeric("loss(predicted_y, target_y)", record)
+        _expect_loss(got, predicted, target, f"{size} random values")
     yield "the loss matches the mean squared error on random inputs"
 
 
-def check_loss_properties(ns: Namespace) -> Iterator[str]:
-    loss_fn = _lookup(ns, "loss", "loss function")
-    predicted = np.array([0.5, -1.0, 2.0], dtype=np.float32)
-    target = np.array([1.0, 1.0, 1.0], dtype=np.float32)
-    out = call("loss(predicted_y, target_y)", loss_fn, tf.constant(predicted), tf.constant(target))
-    if np.shape(out) != ():
+def check_loss_properties(obs: Observation) -> Iterator[str]:
+    shape = tuple(_get(obs, "shape"))
+    if shape != ():
         raise CheckFailure(
-            f"loss returned shape {np.shape(out)}; expected a scalar: one number for the whole "
+            f"loss returned shape {shape}; expected a scalar: one number for the whole "
             "batch, averaged with tf.reduce_mean."
         )
     yield "the loss is a scalar"
-    variable = tf.Variable(predicted)
-    with tf.GradientTape() as tape:
-        out = call("loss(predicted_y, target_y) under a GradientTape", loss_fn, variable, tf.constant(target))
-    try:
-        grad = tape.gradient(out, variable)
-    except Exception:
-        grad = None
-    if grad is None:
+    if not _get(obs, "gradient_flows"):
         raise CheckFailure(
             "no gradient flows through your loss: compute it with TensorFlow operations "
             "(tf.square, tf.reduce_mean), without .numpy() or NumPy functions, so that "
@@ -282,28 +296,8 @@ def check_loss_properties(ns: Namespace) -> Iterator[str]:
 
 # ---------------------------------------------------------------- train
 
-_TRAIN_X = np.array([-1.0, 0.5, 2.0, 3.0], dtype=np.float32)
-_TRAIN_Y = (ref.TRUE_W * _TRAIN_X + ref.TRUE_B).astype(np.float32)
-
-
-def _isolated_train(ns: Namespace, loss_fn: Any = None, model_class: Any = None) -> Any:
-    train = _lookup(ns, "train", "training step")
-    return rebind(train, loss=loss_fn or ref.loss, Model=model_class or ref.Model)
-
-
-def _start_model(w: float = ref.INITIAL_W, b: float = ref.INITIAL_B) -> ref.Model:
-    model = ref.Model()
-    model.w.assign(w)
-    model.b.assign(b)
-    return model
-
-
-def _train_call(train: Any, model: Any, lr: float) -> Any:
-    return call(
-        f"train(model, inputs, outputs, learning_rate={lr})",
-        train, model, tf.constant(_TRAIN_X), tf.constant(_TRAIN_Y), lr,
-    )
-
+_TRAIN_X = inputs.TRAIN_X
+_TRAIN_Y = inputs.TRAIN_Y
 
 def _step_hint(got_w: float, got_b: float, start: ref.Step, lr: float) -> str:
     expected = ref.gd_step(start.w, start.b, _TRAIN_X, _TRAIN_Y, lr)
@@ -327,26 +321,32 @@ def _step_hint(got_w: float, got_b: float, start: ref.Step, lr: float) -> str:
     return ""
 
 
-def check_train_step(ns: Namespace) -> Iterator[str]:
-    train = _isolated_train(ns)
-    for lr in (0.1, 0.05, 0.3):
-        model = _start_model()
-        returned = _train_call(train, model, lr)
+
+
+def check_train_step(obs: Observation) -> Iterator[str]:
+    steps = _get(obs, "steps")
+    for index, lr in enumerate(inputs.TRAIN_RATES):
+        step = steps[index] if index < len(steps) else _get(obs, f"step {lr}")
+        if float(step["lr"]) != lr:
+            raise CheckFailure("the hidden tests recorded the steps out of order: run the notebook from the top.")
         expected = ref.gd_step(ref.INITIAL_W, ref.INITIAL_B, _TRAIN_X, _TRAIN_Y, lr)
-        got_w, got_b = float(model.w.numpy()), float(model.b.numpy())
+        after = _pair(step["after"])
+        if after is None:
+            raise CheckFailure("after train, model.w or model.b no longer holds a single number.")
+        got_w, got_b = after
         if not np.allclose((got_w, got_b), (expected.w, expected.b), rtol=1e-5, atol=1e-6):
             start = ref.Step(ref.INITIAL_W, ref.INITIAL_B, expected.loss)
             raise CheckFailure(
                 f"one step from w=1, b=4 with learning_rate={lr} gave w={got_w:.6g}, b={got_b:.6g}; "
                 f"expected w={expected.w:.6g}, b={expected.b:.6g}.{_step_hint(got_w, got_b, start, lr)}"
             )
-        value = _numeric("train(...)", returned)
+        value = _numeric("train(...)", step["returned"])
         if value.shape != ():
             raise CheckFailure(f"train returned shape {value.shape}; expected the scalar loss.")
         if not np.isclose(value, expected.loss, rtol=1e-5):
-            after = ref.gd_step(expected.w, expected.b, _TRAIN_X, _TRAIN_Y, lr).loss
+            after_loss = ref.gd_step(expected.w, expected.b, _TRAIN_X, _TRAIN_Y, lr).loss
             hint = (" That is the loss after the update: return the loss computed inside the tape, before it."
-                    if np.isclose(value, after, rtol=1e-4) else "")
+                    if np.isclose(value, after_loss, rtol=1e-4) else "")
             raise CheckFailure(
                 f"train returned {float(value):.6g}; expected the loss before the update, "
                 f"{expected.loss:.6g}.{hint}"
@@ -355,33 +355,29 @@ def check_train_step(ns: Namespace) -> Iterator[str]:
     yield "train returns the loss before the update"
 
 
-def check_train_state(ns: Namespace) -> Iterator[str]:
-    train = _isolated_train(ns)
-    model = _start_model()
-    w_before, b_before = model.w, model.b
-    notebook_model = ns.get("model")
-    notebook_state = _variable_values(notebook_model)
-    _train_call(train, model, 0.1)
-    if model.w is not w_before or model.b is not b_before:
+def check_train_state(obs: Observation) -> Iterator[str]:
+    if not _get(obs, "same_objects"):
         raise CheckFailure(
             "train replaced model.w or model.b with new objects: update the existing variables "
             "in place (model.w.assign_sub(...)) so every reference to them sees the change."
         )
-    if not isinstance(model.w, tf.Variable) or not isinstance(model.b, tf.Variable):
+    if not _get(obs, "still_variables"):
         raise CheckFailure("after train, model.w or model.b is no longer a tf.Variable.")
-    if not _same_values(_variable_values(notebook_model), notebook_state):
+    if _get(obs, "notebook_model_changed"):
         raise CheckFailure(
             "train changed the notebook's global `model` instead of the model passed in: "
             "use the `model` argument."
         )
     yield "train updates the model passed in, in place, keeping the same tf.Variable objects"
     # Whatever rule train applies, a second call must do what a first call does from that state.
-    after_one = (float(model.w.numpy()), float(model.b.numpy()))
-    twice = _numeric("the second train(...) call", _train_call(train, model, 0.1))
-    fresh = _start_model(*after_one)
-    once = _numeric("train(...) on a fresh model", _train_call(train, fresh, 0.1))
-    got = (float(model.w.numpy()), float(model.b.numpy()))
-    expected = (float(fresh.w.numpy()), float(fresh.b.numpy()))
+    after_one = _pair(_get(obs, "after_one"))
+    if after_one is None:
+        raise CheckFailure("after train, model.w or model.b no longer holds a single number.")
+    twice = _numeric("the second train(...) call", _get(obs, "twice"))
+    once = _numeric("train(...) on a fresh model", _get(obs, "once"))
+    got, expected = _pair(_get(obs, "got")), _pair(_get(obs, "expected"))
+    if got is None or expected is None:
+        raise CheckFailure("after train, model.w or model.b no longer holds a single number.")
     if not np.allclose(got, expected, rtol=1e-5, atol=1e-6) or not np.allclose(twice, once, rtol=1e-5):
         raise CheckFailure(
             f"a second call moved w, b from {after_one[0]:.6g}, {after_one[1]:.6g} to {got[0]:.6g}, "
@@ -392,51 +388,29 @@ def check_train_state(ns: Namespace) -> Iterator[str]:
     yield "each call takes exactly one step, with no state carried between calls"
 
 
-def _same_values(a: tuple[float, ...] | None, b: tuple[float, ...] | None) -> bool:
-    # A diverged model holds NaN, which equals nothing: compare bit for bit instead.
-    return a is None or b is None or np.array_equal(a, b, equal_nan=True)
-
-
-def _variable_values(model: Any) -> tuple[float, ...] | None:
-    try:
-        return (float(model.w.numpy()), float(model.b.numpy()))
-    except Exception:
-        return None
-
-
 # ---------------------------------------------------------------- parts and convergence
 
-PART_CHECKS: dict[str, tuple[Callable[[Namespace], Iterator[str]], ...]] = {
-    "Model": (check_model_variables, check_model_output),
-    "loss": (check_loss_values, check_loss_properties),
-    "train": (check_train_step, check_train_state),
+PART_CHECKS: dict[str, tuple[tuple[str, Callable[[Observation], Iterator[str]]], ...]] = {
+    "Model": (("test_model_variables", check_model_variables), ("test_model_output", check_model_output)),
+    "loss": (("test_loss_values", check_loss_values), ("test_loss_properties", check_loss_properties)),
+    "train": (("test_train_step", check_train_step), ("test_train_state", check_train_state)),
 }
 
 
-# Later cells ask again about the same student objects: answer from memory. Keyed by identity, holding
-# the objects themselves so an id cannot be reused; a part redefined in a later cell is a new key.
-_STATUS_MEMO: dict[tuple[str, int], tuple[Any, str]] = {}
-
-
-def part_status(ns: Namespace, part: str) -> str:
-    """'ok', 'wrong' (attempted, fails its own checks) or 'missing' (not attempted)."""
-    obj = ns.get(part)
-    key = (part, id(obj))
-    if obj is not None and key in _STATUS_MEMO and _STATUS_MEMO[key][0] is obj:
-        return _STATUS_MEMO[key][1]
-    status = "ok"
-    for check in PART_CHECKS[part]:
-        outcome = _run_check(check, ns)
+def part_status(obs: Observation, part: str) -> str:
+    """'ok', 'wrong' (attempted, fails its own checks) or 'missing' (not attempted), from the part's probes."""
+    observed = _get(obs, "parts")
+    if part not in observed:
+        raise CheckFailure("the hidden tests recorded nothing about your parts: run the notebook from the top.")
+    for grade_id, check in PART_CHECKS[part]:
+        outcome = _run_check(check, observed[part][grade_id])
         if not outcome.passed:
-            status = "missing" if outcome.check == "not implemented" else "wrong"
-            break
-    if obj is not None:
-        _STATUS_MEMO[key] = (obj, status)
-    return status
+            return "missing" if outcome.check == "not implemented" else "wrong"
+    return "ok"
 
 
-def _statuses(ns: Namespace, parts: tuple[str, ...] = tuple(PART_CHECKS)) -> dict[str, str]:
-    statuses = {part: part_status(ns, part) for part in parts}
+def _statuses(obs: Observation, parts: tuple[str, ...] = inputs.PARTS) -> dict[str, str]:
+    statuses = {part: part_status(obs, part) for part in parts}
     missing = [part for part, status in statuses.items() if status == "missing"]
     if missing:
         raise CheckFailure(
@@ -454,44 +428,20 @@ class History:
     substituted: tuple[str, ...]
 
 
-_RERUN_MEMO: dict[tuple[Any, ...], tuple[tuple[Any, ...], History]] = {}
-
-
-def rerun_training(ns: Namespace, statuses: dict[str, str]) -> History:
-    """The notebook's schedule, with the reference standing in for each part that is wrong.
-
-    Both convergence cells ask for it: the second gets the first's run (same objects, same statuses).
-    """
-    parts = tuple(ns.get(part) for part in PART_CHECKS)
-    key = (*map(id, parts), *sorted(statuses.items()))
-    if key in _RERUN_MEMO and all(a is b for a, b in zip(_RERUN_MEMO[key][0], parts, strict=True)):
-        return _RERUN_MEMO[key][1]
-    history = _rerun(ns, statuses)
-    _RERUN_MEMO[key] = (parts, history)
-    return history
-
-
-def _rerun(ns: Namespace, statuses: dict[str, str]) -> History:
-    model_class = ns["Model"] if statuses["Model"] == "ok" else ref.Model
-    loss_fn = ns["loss"] if statuses["loss"] == "ok" else ref.loss
-    train_fn = ns["train"] if statuses["train"] == "ok" else ref.train
-    train_fn = rebind(train_fn, loss=loss_fn, Model=model_class)
-    xs, ys = _lab_data()
-    model = call("Model()", model_class)
-    history = History([], [], [], tuple(part for part, status in statuses.items() if status != "ok"))
-    for epoch in range(ref.EPOCHS):
-        history.w.append(float(model.w.numpy()))
-        history.b.append(float(model.b.numpy()))
-        current = call(f"train(...) at epoch {epoch}", train_fn, model, xs, ys, ref.LEARNING_RATE)
-        history.loss.append(float(_numeric("train(...)", current)))
-    return history
-
-
-@functools.cache
-def _lab_data() -> tuple[tf.Tensor, tf.Tensor]:
-    # The data cell is locked and restored by nbgrader, so the lab's own draw is the notebook's. Drawn once:
-    # each draw reseeds TensorFlow's global generator.
-    return ref.training_data()
+def rerun_training(obs: Observation, statuses: dict[str, str]) -> History:
+    """The run of the notebook's schedule with the stand-in for each part that is wrong."""
+    key = "/".join("student" if statuses[part] == "ok" else "stand-in" for part in inputs.PARTS)
+    runs = _get(obs, "runs")
+    if key not in runs:
+        raise CheckFailure("the hidden tests recorded no training run: run the notebook from the top.")
+    run = runs[key]
+    if len(run["loss"]) < ref.EPOCHS:
+        if "unreadable" in run:
+            raise CheckFailure(f"at epoch {run['unreadable']} model.w or model.b no longer holds a single number.")
+        _get(run, "epochs")  # raises what stopped the run: the student's exception, or nothing recorded
+    losses = [float(_numeric("train(...)", value)) for value in run["loss"]]
+    substituted = tuple(part for part, status in statuses.items() if status != "ok")
+    return History([float(v) for v in run["w"]], [float(v) for v in run["b"]], losses, substituted)
 
 
 def _substitution_note(history: History) -> str:
@@ -500,8 +450,8 @@ def _substitution_note(history: History) -> str:
     return f" (run with the reference {', '.join(history.substituted)}, which failed its own checks)"
 
 
-def check_convergence_fit(ns: Namespace) -> Iterator[str]:
-    history = rerun_training(ns, _statuses(ns))
+def check_convergence_fit(obs: Observation) -> Iterator[str]:
+    history = rerun_training(obs, _statuses(obs))
     note = _substitution_note(history)
     rows = zip(ref.SEED_LAB_TABLE, history.w, history.b, history.loss, strict=True)
     for epoch, ((seed_w, seed_b, seed_loss), w, b, loss_value) in enumerate(rows):
@@ -518,9 +468,9 @@ def check_convergence_fit(ns: Namespace) -> Iterator[str]:
     yield f"15 epochs{note} follow the lab's table of w, b and loss"
 
 
-def check_convergence_history(ns: Namespace) -> Iterator[str]:
-    statuses = _statuses(ns)
-    history = rerun_training(ns, statuses)
+def check_convergence_history(obs: Observation) -> Iterator[str]:
+    statuses = _statuses(obs)
+    history = rerun_training(obs, statuses)
     rises = [epoch for epoch in range(1, len(history.loss)) if history.loss[epoch] >= history.loss[epoch - 1]]
     if rises:
         raise CheckFailure(
@@ -531,15 +481,14 @@ def check_convergence_history(ns: Namespace) -> Iterator[str]:
     if history.substituted:
         yield "the notebook's own history is not compared, since a part was replaced"
         return
-    recorded = {name: ns.get(name) for name in ("list_w", "list_b", "losses")}
+    recorded = _get(obs, "recorded")
     for name, rerun in (("list_w", history.w), ("list_b", history.b), ("losses", history.loss)):
-        values = recorded[name]
-        try:
-            array = np.asarray([float(np.asarray(v)) for v in values])
-        except Exception:
+        values = recorded.get(name)
+        if values is None:
             raise CheckFailure(
                 f"the notebook has no usable `{name}`: run the training loop cell before this one."
-            ) from None
+            )
+        array = np.asarray([float(v) for v in values])
         if array.shape != (ref.EPOCHS,) or not np.allclose(array, rerun, rtol=1e-4, atol=1e-5):
             raise CheckFailure(
                 f"the notebook's `{name}` ({_fmt(array)}) differs from a fresh run of your parts "
@@ -551,9 +500,9 @@ def check_convergence_history(ns: Namespace) -> Iterator[str]:
 # ---------------------------------------------------------------- plots
 
 
-def _plots_gradable(ns: Namespace, parts: tuple[str, ...] = tuple(PART_CHECKS)) -> str | None:
+def _plots_gradable(obs: Observation, parts: tuple[str, ...] = inputs.PARTS) -> str | None:
     """None when every part the figure shows is right; otherwise why the figure is not graded."""
-    wrong = [part for part, status in _statuses(ns, parts).items() if status != "ok"]
+    wrong = [part for part, status in _statuses(obs, parts).items() if status != "ok"]
     if wrong:
         return (
             f"plots not graded, with full points: they show the output of {', '.join(wrong)}, "
@@ -562,25 +511,27 @@ def _plots_gradable(ns: Namespace, parts: tuple[str, ...] = tuple(PART_CHECKS)) 
     return None
 
 
-def _scatter_figures(figures: Figures) -> list[Any]:
-    found = []
-    for figure in figures:
-        for axes in figure.axes:
-            legend = axes.get_legend()
-            labels = [text.get_text() for text in legend.get_texts()] if legend else []
-            if len(axes.collections) >= 2 and labels[:2] == ["Real Data", "Predicted Data"]:
-                found.append(axes)
-    return found
+def _all_axes(obs: Observation) -> list[Mapping[str, Any]]:
+    return [axes for figure in _get(obs, "figures") for axes in figure if "error" not in axes]
 
 
-def _offsets(collection: Any) -> tuple[np.ndarray, np.ndarray]:
-    offsets = np.asarray(collection.get_offsets(), dtype=np.float64)
+def _scatter_figures(obs: Observation) -> list[Mapping[str, Any]]:
+    return [
+        axes for axes in _all_axes(obs)
+        if axes["collections"] >= 2 and list(axes["legend"][:2]) == ["Real Data", "Predicted Data"]
+    ]
+
+
+def _offsets(record: Any) -> tuple[np.ndarray, np.ndarray]:
+    offsets = _array(record)
+    if offsets.ndim != 2 or offsets.shape[1] != 2:
+        offsets = offsets.reshape(-1, 2) if offsets.size % 2 == 0 else np.zeros((0, 2))
     return offsets[:, 0], offsets[:, 1]
 
 
-def _expect_scatter(axes: Any, x: Any, y: Any, predicted: Any, which: str) -> None:
-    real_x, real_y = _offsets(axes.collections[0])
-    pred_x, pred_y = _offsets(axes.collections[1])
+def _expect_scatter(axes: Mapping[str, Any], x: Any, y: Any, predicted: Any, which: str) -> None:
+    real_x, real_y = _offsets(axes["offsets"][0])
+    pred_x, pred_y = _offsets(axes["offsets"][1])
     for name, got, expected in (
         ("real data x", real_x, x), ("real data y", real_y, y),
         ("predictions x", pred_x, x), ("predictions y", pred_y, predicted),
@@ -592,38 +543,41 @@ def _expect_scatter(axes: Any, x: Any, y: Any, predicted: Any, which: str) -> No
             )
 
 
-def check_plot_data(ns: Namespace, figures: Figures) -> Iterator[str]:
+def check_plot_data(obs: Observation) -> Iterator[str]:
     # Drawn before train exists: it shows the data and the untrained Model only.
-    reason = _plots_gradable(ns, ("Model",))
+    reason = _plots_gradable(obs, ("Model",))
     if reason:
         yield reason
         return
-    scatters = _scatter_figures(figures)
+    scatters = _scatter_figures(obs)
     if not scatters:
         raise CheckFailure(
             "no figure with the legend 'Real Data', 'Predicted Data' was drawn: run the cell "
             "that calls plot_data(xs, ys, model(xs))."
         )
-    xs, ys = _lab_data()
-    _expect_scatter(scatters[0], xs, ys, ref.INITIAL_W * xs.numpy() + ref.INITIAL_B, "first")
+    xs, ys = ref.training_data()
+    predicted = (ref.INITIAL_W * xs + ref.INITIAL_B).astype(np.float32)
+    _expect_scatter(scatters[0], xs, ys, predicted, "first")
     yield "the first scatter shows the data and the untrained model's predictions, with its legend"
 
 
-def check_plot_history(ns: Namespace, figures: Figures) -> Iterator[str]:
-    reason = _plots_gradable(ns)
+def _name(obs: Observation, name: str) -> np.ndarray:
+    record = _get(obs, "names").get(name)
+    if record is None:
+        raise CheckFailure(f"the notebook has no `{name}`: run the cells above this one in order.")
+    return _numeric(f"`{name}`", record)
+
+
+def check_plot_history(obs: Observation) -> Iterator[str]:
+    reason = _plots_gradable(obs)
     if reason:
         yield reason
         return
     expected_labels = ["w", "b", "True w", "True b"]
-    for figure in figures:
-        for axes in figure.axes:
-            legend = axes.get_legend()
-            if legend and [t.get_text() for t in legend.get_texts()] == expected_labels:
-                lines = axes.get_lines()
-                break
-        else:
-            continue
-        break
+    for axes in _all_axes(obs):
+        if list(axes["legend"]) == expected_labels:
+            lines = axes["lines"]
+            break
     else:
         raise CheckFailure(
             "no figure with the legend 'w', 'b', 'True w', 'True b' was drawn: run the cell that "
@@ -633,13 +587,13 @@ def check_plot_history(ns: Namespace, figures: Figures) -> Iterator[str]:
         raise CheckFailure(f"the history plot has {len(lines)} lines; expected 4 (w, b, true w, true b).")
     epochs = np.arange(ref.EPOCHS)
     expectations = (
-        ("w", np.asarray(ns["list_w"], dtype=np.float64)),
-        ("b", np.asarray(ns["list_b"], dtype=np.float64)),
+        ("w", _name(obs, "list_w")),
+        ("b", _name(obs, "list_b")),
         ("true w", np.full(ref.EPOCHS, ref.TRUE_W)),
         ("true b", np.full(ref.EPOCHS, ref.TRUE_B)),
     )
     for line, (name, values) in zip(lines, expectations, strict=False):  # extra lines are allowed
-        x, y = (np.asarray(d, dtype=np.float64) for d in line.get_data())
+        x, y = (_array(d) for d in line)
         if x.shape != epochs.shape or not np.allclose(x, epochs) or not np.allclose(y, values, atol=1e-6):
             raise CheckFailure(
                 f"the history plot's '{name}' line is ({_fmt(x)}, {_fmt(y)}); "
@@ -648,36 +602,36 @@ def check_plot_history(ns: Namespace, figures: Figures) -> Iterator[str]:
     yield "the history plot shows w and b per epoch against the true values"
 
 
-def check_plot_loss_weights(ns: Namespace, figures: Figures) -> Iterator[str]:
-    reason = _plots_gradable(ns)
+def check_plot_loss_weights(obs: Observation) -> Iterator[str]:
+    reason = _plots_gradable(obs)
     if reason:
         yield reason
         return
-    scatters = _scatter_figures(figures)
+    scatters = _scatter_figures(obs)
     if len(scatters) < 2:
         raise CheckFailure(
             "the test-set scatter plot was not drawn: run the cell that calls "
             "plot_data(test_inputs, test_outputs, predicted_test_outputs)."
         )
-    test_inputs = np.asarray(ns["test_inputs"], dtype=np.float64)
-    predicted = np.asarray(ns["predicted_test_outputs"], dtype=np.float64)
+    test_inputs = _name(obs, "test_inputs")
+    predicted = _name(obs, "predicted_test_outputs")
     _expect_scatter(scatters[1], test_inputs, ref.TRUE_W * test_inputs + ref.TRUE_B, predicted, "test-set")
     yield "the test-set scatter shows the test data and the trained model's predictions"
-    losses = np.asarray([float(np.asarray(v)) for v in ns["losses"]])
-    panels = [
-        axes for figure in figures for axes in figure.axes
-        if axes.get_ylabel() == "Loss" and axes.get_xlabel() in ("w", "b")
-    ]
-    by_name = {axes.get_xlabel(): axes for axes in panels}
+    recorded_losses = _get(obs, "losses")
+    if recorded_losses is None:
+        raise CheckFailure("the notebook has no usable `losses`: run the training loop cell first.")
+    losses = np.asarray([float(v) for v in recorded_losses])
+    panels = [axes for axes in _all_axes(obs) if axes["ylabel"] == "Loss" and axes["xlabel"] in ("w", "b")]
+    by_name = {axes["xlabel"]: axes for axes in panels}
     if set(by_name) != {"w", "b"}:
         raise CheckFailure(
             "the loss-against-weights figure needs two panels with x labels 'w' and 'b' and y label "
             f"'Loss'; found panels for {sorted(by_name) or 'none'}."
         )
-    for name, values in (("w", ns["list_w"]), ("b", ns["list_b"])):
-        values = np.asarray(values, dtype=np.float64)
-        for line in by_name[name].get_lines():
-            x, y = (np.asarray(d, dtype=np.float64) for d in line.get_data())
+    for name in ("w", "b"):
+        values = _name(obs, f"list_{name}")
+        for line in by_name[name]["lines"]:
+            x, y = (_array(d) for d in line)
             if x.shape != values.shape or not (np.allclose(x, values) and np.allclose(y, losses)):
                 raise CheckFailure(
                     f"the '{name}' panel plots ({_fmt(x)}, {_fmt(y)}); expected the history of {name} "
@@ -688,7 +642,7 @@ def check_plot_loss_weights(ns: Namespace, figures: Figures) -> Iterator[str]:
 
 # ---------------------------------------------------------------- groups
 
-NAMESPACE_CHECKS: dict[str, Callable[[Namespace], Iterator[str]]] = {
+CHECKS: dict[str, Callable[[Observation], Iterator[str]]] = {
     "test_model_variables": check_model_variables,
     "test_model_output": check_model_output,
     "test_loss_values": check_loss_values,
@@ -697,30 +651,30 @@ NAMESPACE_CHECKS: dict[str, Callable[[Namespace], Iterator[str]]] = {
     "test_train_state": check_train_state,
     "test_convergence_fit": check_convergence_fit,
     "test_convergence_history": check_convergence_history,
-}
-FIGURE_CHECKS: dict[str, Callable[[Namespace, Figures], Iterator[str]]] = {
     "test_plot_data": check_plot_data,
     "test_plot_history": check_plot_history,
     "test_plot_loss_weights": check_plot_loss_weights,
 }
-GRADE_IDS: tuple[str, ...] = (*NAMESPACE_CHECKS, *FIGURE_CHECKS)
+GRADE_IDS: tuple[str, ...] = tuple(CHECKS)
 
 
-def _run_check(check: Callable[..., Iterator[str]], *args: Any) -> Result:
+def _run_check(check: Callable[[Observation], Iterator[str]], obs: Observation) -> Result:
     passed: list[str] = []
     try:
-        passed.extend(check(*args))
+        passed.extend(check(obs))
     except StudentError as exc:
         return Result("not implemented" if exc.not_implemented else "error", False, str(exc))
     except CheckFailure as exc:
         return Result("failed", False, str(exc))
+    except Exception as exc:  # a malformed (forged or truncated) observation earns nothing
+        return Result("malformed", False, f"the hidden tests' record of this cell is unusable ({type(exc).__name__}).")
     return Result("passed", True, "\n".join(passed))
 
 
-def run(grade_id: str, ns: Namespace, figures: Figures | None = None) -> Result:
-    """Run the checks of one grade cell."""
-    if grade_id in NAMESPACE_CHECKS:
-        return _run_check(NAMESPACE_CHECKS[grade_id], ns)
-    if grade_id in FIGURE_CHECKS:
-        return _run_check(FIGURE_CHECKS[grade_id], ns, figures or [])
-    raise KeyError(f"no checks for grade id {grade_id!r}; known: {', '.join(GRADE_IDS)}")
+def judge(grade_id: str, observation: Observation) -> Result:
+    """Decide one grade cell from its observation."""
+    if grade_id not in CHECKS:
+        raise KeyError(f"no checks for grade id {grade_id!r}; known: {', '.join(GRADE_IDS)}")
+    if not isinstance(observation, Mapping):
+        return Result("malformed", False, "the hidden tests' record of this cell is unusable.")
+    return _run_check(CHECKS[grade_id], observation)

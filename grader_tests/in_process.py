@@ -1,12 +1,14 @@
 """Run a notebook's non-test cells in this process, for `pytest grader_tests --notebook PATH`.
 
-Test cells are skipped: pytest runs the same checks directly. A cell that raises is recorded and
-the run goes on, as nbgrader does, so one broken part does not hide the others.
+Test cells are skipped: pytest observes and judges each grade cell directly, the same two steps
+autograding takes (grader_observe in the kernel, then grader_tests.checks in the grader). A cell that
+raises is recorded and the run goes on, as nbgrader does, so one broken part does not hide the others.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +18,22 @@ import matplotlib
 import nbformat
 from IPython.core.inputtransformer2 import TransformerManager
 
-from . import figures
-from .isolation import quiet
+from grader_observe import figures
+from grader_observe.isolation import quiet
+from grader_observe.kernel import collect, load_stand_ins
+
+from . import checks, stand_ins_source
 
 # The files that come with the assignment (lab_setup.py): the instructor's copies, as nbgrader
 # restores them when it autogrades, whatever sits beside the notebook being graded.
 ASSIGNMENT_FILES = Path(__file__).resolve().parents[1] / "source" / "custom_training_basics"
+
+
+def run(grade_id: str, namespace: dict[str, Any], figures_drawn: list[Any] | None = None) -> checks.Result:
+    """Observe one grade cell on this namespace, as the hidden region does in a kernel, then judge it."""
+    observation = collect(grade_id, namespace, load_stand_ins(stand_ins_source()), figures_drawn or [])
+    # Through JSON, as the observation travels from a kernel to the judge.
+    return checks.judge(grade_id, json.loads(json.dumps(observation, allow_nan=False)))
 
 
 class _NoMagics:

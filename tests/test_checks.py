@@ -1,4 +1,4 @@
-"""Fast unit tests of the hidden checks, on namespaces built here (no notebook, no kernel)."""
+"""Fast unit tests of observing then judging, on namespaces built here (no notebook, no kernel)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 import tensorflow as tf
 
 from coursekit import cohort
-from grader_tests import checks
+from grader_observe.isolation import quiet, rebind
+from grader_observe.kernel import collect, load_stand_ins
+from grader_tests import checks, in_process, stand_ins, stand_ins_source
 from grader_tests import reference as ref
-from grader_tests.isolation import quiet, rebind
 
 
 def namespace(**overrides: Any) -> dict[str, Any]:
@@ -26,12 +27,12 @@ def namespace(**overrides: Any) -> dict[str, Any]:
     return ns
 
 
-PART_IDS = [g for g in checks.NAMESPACE_CHECKS if not g.startswith("test_convergence")]
+PART_IDS = [grade_id for checks_of_part in checks.PART_CHECKS.values() for grade_id, _ in checks_of_part]
 
 
 @pytest.mark.parametrize("grade_id", PART_IDS)
 def test_reference_parts_pass(grade_id: str) -> None:
-    result = checks.run(grade_id, namespace())
+    result = in_process.run(grade_id, namespace())
     assert result.passed, result.message
 
 
@@ -46,7 +47,7 @@ def test_reference_parts_pass(grade_id: str) -> None:
     ],
 )
 def test_loss_mistakes_are_named(loss_source: str, hint: str) -> None:
-    result = checks.run("test_loss_values", namespace(loss=loss_source))
+    result = in_process.run("test_loss_values", namespace(loss=loss_source))
     assert not result.passed
     assert hint in result.message
     assert "expected" in result.message
@@ -54,38 +55,39 @@ def test_loss_mistakes_are_named(loss_source: str, hint: str) -> None:
 
 def test_loss_that_blocks_gradients_fails_properties_only() -> None:
     ns = namespace(loss="def loss(p, t): return np.mean(np.square(np.asarray(p) - np.asarray(t)))")
-    assert checks.run("test_loss_values", ns).passed
-    result = checks.run("test_loss_properties", ns)
+    assert in_process.run("test_loss_values", ns).passed
+    result = in_process.run("test_loss_properties", ns)
     assert not result.passed and "no gradient flows" in result.message
 
 
 def test_wrong_loss_costs_no_train_points() -> None:
     ns = namespace(loss="def loss(p, t): return tf.reduce_sum(tf.abs(p - t))")
-    assert not checks.run("test_loss_values", ns).passed
-    assert checks.run("test_train_step", ns).passed
-    assert checks.run("test_train_state", ns).passed
+    assert not in_process.run("test_loss_values", ns).passed
+    assert in_process.run("test_train_step", ns).passed
+    assert in_process.run("test_train_state", ns).passed
 
 
 def test_wrong_model_costs_no_train_or_loss_points() -> None:
     ns = namespace(Model="class Model:\n  def __init__(self):\n    self.w = 1.0\n    self.b = 4.0\n"
                    "  def __call__(self, x):\n    return self.w * x")
-    assert not checks.run("test_model_variables", ns).passed
+    assert not in_process.run("test_model_variables", ns).passed
     for grade_id in ("test_loss_values", "test_loss_properties", "test_train_step", "test_train_state"):
-        assert checks.run(grade_id, ns).passed, grade_id
+        assert in_process.run(grade_id, ns).passed, grade_id
 
 
 def test_convergence_substitutes_a_wrong_part() -> None:
     ns = namespace(loss="def loss(p, t): return tf.reduce_sum(tf.square(p - t))")
-    statuses = {part: checks.part_status(ns, part) for part in checks.PART_CHECKS}
+    observation = collect("test_convergence_fit", ns, load_stand_ins(stand_ins_source()))
+    statuses = {part: checks.part_status(observation, part) for part in checks.PART_CHECKS}
     assert statuses == {"Model": "ok", "loss": "wrong", "train": "ok"}
-    history = checks.rerun_training(ns, statuses)
+    history = checks.rerun_training(observation, statuses)
     assert history.substituted == ("loss",)
     assert abs(history.w[-1] - ref.SEED_LAB_TABLE[-1][0]) < ref.TABLE_WB_TOLERANCE
 
 
 def test_convergence_needs_every_part_attempted() -> None:
     ns = namespace(train="def train(model, inputs, outputs, learning_rate):\n  raise NotImplementedError()")
-    result = checks.run("test_convergence_fit", ns)
+    result = in_process.run("test_convergence_fit", ns)
     assert not result.passed and "train is not implemented" in result.message
 
 
@@ -104,7 +106,7 @@ def test_convergence_needs_every_part_attempted() -> None:
     ],
 )
 def test_train_mistakes_are_named(train_source: str, hint: str) -> None:
-    result = checks.run("test_train_step", namespace(train=train_source))
+    result = in_process.run("test_train_step", namespace(train=train_source))
     assert not result.passed
     assert hint in result.message
 
@@ -121,7 +123,7 @@ def train(model, x, y, lr):
     var.assign_sub(lr * v)
   return l
 """)
-    result = checks.run("test_train_state", ns)
+    result = in_process.run("test_train_state", ns)
     assert not result.passed and "exactly one step" in result.message
 
 
@@ -143,10 +145,10 @@ def train(model, x, y, lr):
 
     def spy_loss(p: Any, t: Any) -> Any:
         seen.append(True)
-        return ref.loss(p, t)
+        return stand_ins.loss(p, t)
 
     isolated = rebind(ns["train"], loss=spy_loss)
-    isolated(ref.Model(), tf.constant([1.0]), tf.constant([5.0]), 0.1)
+    isolated(stand_ins.Model(), tf.constant([1.0]), tf.constant([5.0]), 0.1)
     assert seen, "the student's helper still called the notebook's loss"
     assert ns["loss"] is not spy_loss
 
@@ -163,4 +165,26 @@ def test_quiet_swallows_python_and_fd_output(capfd: pytest.CaptureFixture[str]) 
 
 def test_unknown_grade_id_is_a_clear_error() -> None:
     with pytest.raises(KeyError, match="no checks for grade id"):
-        checks.run("test_nothing", namespace())
+        in_process.run("test_nothing", namespace())
+
+
+def test_stored_lab_data_is_tensorflows_draw() -> None:
+    tf.keras.utils.set_random_seed(ref.SEED)
+    xs = tf.random.normal(shape=[ref.NUM_EXAMPLES])
+    stored_xs, stored_ys = ref.training_data()
+    assert np.array_equal(stored_xs, xs.numpy())
+    assert np.array_equal(stored_ys, (ref.TRUE_W * xs + ref.TRUE_B).numpy())
+
+
+def test_a_forged_or_broken_observation_earns_nothing() -> None:
+    good = collect("test_loss_values", namespace(), load_stand_ins(stand_ins_source()))
+    assert checks.judge("test_loss_values", good).passed
+    for broken in ({}, {"known": "5.25"}, {"known": {"shape": [], "size": 1, "data": []}}, {"random": 1}):
+        assert not checks.judge("test_loss_values", broken).passed, broken
+
+
+def test_student_exceptions_are_observed_not_raised() -> None:
+    ns = namespace(Model="class Model:\n  def __init__(self):\n    raise SystemExit(3)")
+    observation = collect("test_model_variables", ns, None)
+    assert "SystemExit" in observation["raised"]["message"]
+    assert not checks.judge("test_model_variables", observation).passed

@@ -1,9 +1,9 @@
-"""Calling student code so that it is judged alone and cannot disturb the grade cell.
+"""Calling student code so that it is observed alone and cannot disturb the grade cell.
 
 - `quiet` keeps whatever student code or TensorFlow prints out of the grade cell: nbgrader
   scores a test cell 0 when anything reaches its stderr, even a harmless warning.
-- `rebind` gives a student function other globals (a reference `loss`, say), so one part is
-  graded without the others: a wrong loss must not cost train points.
+- `rebind` gives a student function other globals (a stand-in `loss`, say), so one part is
+  observed without the others: a wrong loss must not cost train points.
 """
 
 from __future__ import annotations
@@ -63,8 +63,16 @@ def call(description: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) ->
             "with your code.",
             not_implemented=True,
         ) from exc
-    except Exception as exc:
-        raise StudentError(f"{description} raised {type(exc).__name__}: {exc}") from exc
+    except (Exception, SystemExit) as exc:  # sys.exit() in student code is the student's error too
+        raise StudentError(f"{description} raised {type(exc).__name__}: {safe_str(exc)}") from exc
+
+
+def safe_str(value: Any) -> str:
+    """str() of a student's object, which may itself raise."""
+    try:
+        return str(value)[:2000]
+    except BaseException:
+        return f"<{type(value).__name__} that cannot be shown>"
 
 
 def _python_function(fn: Any) -> types.FunctionType | None:

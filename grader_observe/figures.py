@@ -1,4 +1,4 @@
-"""Keep every figure pyplot creates, so plot checks can read its artists after it was shown.
+"""Keep every figure pyplot creates, so plot observations can read its artists after it was shown.
 
 The inline backend closes a figure once it is displayed; a closed figure's artists stay intact
 as long as something holds it. `install` registers `record` as a matplotlib figure hook
@@ -11,7 +11,7 @@ from typing import Any
 
 import matplotlib
 
-HOOK = "grader_tests.figures:record"
+HOOK = "grader_observe.figures:record"
 RECORDED: list[Any] = []
 
 
