@@ -8,7 +8,6 @@ from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
     ClearHiddenTests,
-    Execute,
     GetGrades,
     IgnorePattern,
     LimitOutput,
@@ -16,6 +15,7 @@ from nbgrader.preprocessors import (
 )
 
 from coursekit.preprocessors import ReplayExecution, SanitizeTestOutputs
+from coursekit.runaway import GuardedExecute
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -24,8 +24,8 @@ c.CourseDirectory.course_id = "custom-training"
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
-# A cell may train for a while, never forever.
-c.Execute.timeout = 120
+# A cell may train for a while, never forever (tests set a few seconds). GuardedExecute: docs/security.md.
+c.Execute.timeout = int(os.environ.get("COURSEKIT_CELL_TIMEOUT", "120"))
 
 # Set by `coursekit grade` when workers have executed the notebooks already (coursekit/workers.py).
 replay_from = os.environ.get("COURSEKIT_REPLAY_DIR")
@@ -33,7 +33,7 @@ c.ReplayExecution.executed_root = replay_from or ""
 
 # nbgrader's autograde steps, with the kit's SanitizeTestOutputs right after execution.
 c.Autograde.autograde_preprocessors = [
-    ReplayExecution if replay_from else Execute,
+    ReplayExecution if replay_from else GuardedExecute,
     SanitizeTestOutputs,
     IgnorePattern,
     ClearMetadataPreprocessor,

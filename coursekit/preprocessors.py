@@ -9,8 +9,10 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 from nbgrader import utils
-from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
+
+from .runaway import GuardedExecute
 
 
 def one_sentence_a_line(message: str) -> str:
@@ -38,7 +40,7 @@ class SanitizeTestOutputs(NbGraderPreprocessor):  # enabled by default, unlike n
         return cell, resources
 
 
-class ReplayExecution(Execute):
+class ReplayExecution(GuardedExecute):
     """Execute's place in autograding when workers already executed the notebook.
 
     Takes each code cell's outputs from the worker's autograded copy of this student's notebook, found
