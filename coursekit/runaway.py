@@ -54,15 +54,17 @@ class GuardedExecute(Execute):
         except DeadKernelError:
             cell.outputs.append(error_output("DeadKernelError", self._death_reason()))
             self._stopped = "the kernel died in an earlier cell"
-        except CellTimeoutError:  # the reply came, its output did not (a flood, or a stuck kernel)
-            cell.outputs.append(error_output("CellTimeoutError", "this cell's output did not finish in time"))
-            self._stopped = "an earlier cell did not finish"
+        except CellTimeoutError:  # no reply, or its output never ended: a kernel deaf to the interrupt
+            cell.outputs.append(self._timed_out())
         else:
-            for output in cell.outputs:
+            for index, output in enumerate(cell.outputs):
                 if output.output_type == "error" and output.ename == "CellTimeoutError":
-                    output.update(error_output("CellTimeoutError", f"this cell ran past the {self.timeout} s limit"))
-                    self._stopped = f"an earlier cell ran past the {self.timeout} s limit"
+                    cell.outputs[index] = self._timed_out()
         return cell, resources
+
+    def _timed_out(self) -> NotebookNode:
+        self._stopped = f"an earlier cell ran past the {self.timeout} s limit"
+        return error_output("CellTimeoutError", f"this cell ran past the {self.timeout} s limit")
 
     def _death_reason(self) -> str:
         """Why the kernel died, when the warm parent killed it at the deadline (coursekit/warm_kernels.py)."""
