@@ -382,11 +382,10 @@ def confine(layout: Layout, limits: Limits, *, strict: bool = True) -> Report:
     limit(resource.RLIMIT_CORE, 0)
     if "processes" in held:
         report.held["processes"] = f"{limits.processes} ({held['processes']})"
-    elif root:
-        limit(resource.RLIMIT_NPROC, limits.processes)  # counts this kernel's uid only: its own
-        report.held["processes"] = f"{limits.processes} (RLIMIT_NPROC)"
     else:
-        report.missing["processes"] = "no cgroup, and RLIMIT_NPROC would count all of this user's processes"
+        # Counts the processes of this kernel's own uid (root), or of its own user namespace (Linux 5.14+).
+        limit(resource.RLIMIT_NPROC, limits.processes)
+        report.held["processes"] = f"{limits.processes} (RLIMIT_NPROC)"
 
     try:
         _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
