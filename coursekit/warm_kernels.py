@@ -94,7 +94,7 @@ def _become_kernel(request: dict[str, Any], folder: Path, limits: sandbox.Limits
         cwd = request["cwd"]
         sockets = request.get("sockets", "")
         layout = sandbox.Layout(folder / "kernels" / str(os.getpid()), cwd, sockets)
-        argv = _own_connection_file(request["argv"], sockets, layout.uid if os.geteuid() == 0 else os.getuid())
+        argv = _own_connection_file(request["argv"], sockets, layout.uid if sandbox.really_root() else os.getuid())
         sandbox.confine(layout, limits, strict=not os.environ.get(sandbox.ALLOW_ENV))
         os.chdir(cwd)
         sys.path[0] = cwd  # as `python -m ipykernel_launcher` started in cwd would have it
@@ -137,7 +137,7 @@ class Kernels:
     def _cleanup(self, pid: int) -> None:
         self.deadlines.pop(pid, None)
         self.sockets.pop(pid, None)
-        if os.geteuid() == 0:
+        if sandbox.really_root():
             sandbox.kill_uid(sandbox.SANDBOX_UID_BASE + pid)
         sandbox.remove_cgroups(f"coursekit-kernel-{pid}")
         shutil.rmtree(self.folder / "kernels" / str(pid), ignore_errors=True)
