@@ -37,10 +37,10 @@ class GuardedExecute(Execute):
         config=True
     )
 
-    def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None):
+    def reset_execution_trackers(self) -> None:  # nbclient calls it before each notebook
+        super().reset_execution_trackers()
         self._stopped = ""
         self._output_bytes: dict[int, int] = {}
-        return super().preprocess(nb, resources, km)
 
     def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int):
         if cell.cell_type != "code" or not cell.source.strip():
