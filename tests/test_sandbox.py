@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -46,6 +48,30 @@ def test_probe_reports_every_protection_on_this_machine() -> None:
     report = sandbox.probe(sandbox.Limits())
     assert not report.missing, report.line()
     assert {"filesystem", "network", "memory", "processes", "cpu", "file size", "deadline"} <= set(report.held)
+
+
+NOBODY_PROBE = f"""
+import sys
+sys.path.insert(0, {str(REPO)!r})
+from coursekit import sandbox
+print(sandbox.probe(sandbox.Limits()).to_json())
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv") or not os.access("/usr/bin/python3", os.X_OK),
+                    reason="needs root to become nobody, setpriv and the system Python")
+def test_without_root_a_user_namespace_gives_the_same_protections() -> None:
+    result = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", NOBODY_PROBE],
+        capture_output=True, text=True, cwd="/", check=False,
+    )
+    if "Permission denied" in result.stderr:
+        pytest.skip(f"nobody cannot read {REPO}")
+    report = sandbox.Report.from_json(result.stdout.strip().splitlines()[-1])
+    if "no namespaces" in report.missing.get("filesystem", ""):
+        pytest.skip("unprivileged user namespaces are off here: grading without root refuses, as it should")
+    assert not report.missing, report.line()
+    assert report.held["identity"] == "no capabilities" and "RLIMIT" in report.held["processes"]
 
 
 # ---------------------------------------------------------------- slow: real kernels
