@@ -436,8 +436,10 @@ def _self_test(layout: Layout) -> dict[str, str]:
         pass
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", 9), timeout=1):
         failed["network"] = "connected to 127.0.0.1"
+    planted = Path("/usr/coursekit-probe")
     try:
-        Path("/usr/coursekit-probe").write_text("x")
+        planted.write_text("x")
+        planted.unlink()
         failed["filesystem"] = "/usr is writable"
     except OSError:
         pass

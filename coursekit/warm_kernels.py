@@ -66,15 +66,19 @@ def _receive(conn: socket.socket) -> dict[str, Any]:
     return json.loads(data)
 
 
-def _own_connection_file(argv: list[str], sockets: str, uid: int) -> list[str]:
-    """The kernel reads (and may rewrite) its connection file: give it a copy in its own socket folder."""
+def _own_connection_file(argv: list[str], sockets: str, uid: int | None) -> list[str]:
+    """The kernel reads (and may rewrite) its connection file: give it a copy in its own socket folder.
+
+    `uid`: the kernel's own uid (as root), which must own the folder to bind its sockets there.
+    """
     if not sockets or "-f" not in argv:
         return argv
     index = argv.index("-f") + 1
     copy = Path(sockets) / "connection.json"
     shutil.copyfile(argv[index], copy)
-    os.chown(sockets, uid, uid)
-    os.chown(copy, uid, uid)
+    if uid is not None:
+        os.chown(sockets, uid, uid)
+        os.chown(copy, uid, uid)
     return [*argv[:index], str(copy), *argv[index + 1:]]
 
 
@@ -94,7 +98,7 @@ def _become_kernel(request: dict[str, Any], folder: Path, limits: sandbox.Limits
         cwd = request["cwd"]
         sockets = request.get("sockets", "")
         layout = sandbox.Layout(folder / "kernels" / str(os.getpid()), cwd, sockets)
-        argv = _own_connection_file(request["argv"], sockets, layout.uid if sandbox.really_root() else os.getuid())
+        argv = _own_connection_file(request["argv"], sockets, layout.uid if sandbox.really_root() else None)
         sandbox.confine(layout, limits, strict=not os.environ.get(sandbox.ALLOW_ENV))
         os.chdir(cwd)
         sys.path[0] = cwd  # as `python -m ipykernel_launcher` started in cwd would have it

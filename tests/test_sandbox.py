@@ -265,3 +265,18 @@ def test_the_warm_parent_ends_a_submission_at_its_deadline(course: Course) -> No
             time.sleep(0.1)
         assert not left
         slow.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("unshare"), reason="needs util-linux's unshare")
+def test_grading_refuses_when_a_protection_is_missing(tmp_path: Path) -> None:
+    # In a user namespace with no uid mapped, no further namespace can be made: no filesystem or network sandbox.
+    course = copy_course(tmp_path)
+    course.submit("student", course.release_notebook)
+    result = subprocess.run(["unshare", "--user", sys.executable, "-m", "coursekit.cli", "grade"],
+                            cwd=course.root, capture_output=True, text=True, check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "network ✗" in result.stdout and "filesystem ✗" in result.stdout
+    assert "refusing to run student code without: network, filesystem" in result.stderr
+    assert "--allow-unsandboxed" in result.stderr
+    assert not course.autograded.exists() or not any(course.autograded.iterdir())
