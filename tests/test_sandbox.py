@@ -130,11 +130,16 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Course:
 
 
 @pytest.fixture(scope="module")
-def kernel(course: Course) -> Iterator[Kernel]:
+def warm() -> Iterator[dict[str, str]]:
     with warm_kernels() as env:
-        kernel = Kernel(course.autograded / "attacker" / ASSIGNMENT, env)
-        yield kernel
-        kernel.close()
+        yield env
+
+
+@pytest.fixture(scope="module")
+def kernel(course: Course, warm: dict[str, str]) -> Iterator[Kernel]:
+    kernel = Kernel(course.autograded / "attacker" / ASSIGNMENT, warm)
+    yield kernel
+    kernel.close()
 
 
 def owner(path: Path) -> int | None:
@@ -229,20 +234,17 @@ def test_a_fork_bomb_is_contained(kernel: Kernel) -> None:
 
 
 @pytest.mark.slow
-def test_memory_past_the_limit_ends_that_kernel_only(course: Course) -> None:
-    with warm_kernels() as env:
-        hog = Kernel(course.autograded / "attacker" / ASSIGNMENT, env)
-        try:
-            out = hog.run("x = b'x' * (3 << 30); print('allocated')", timeout=60)
-        except Exception as exc:  # the kernel died mid-request: no reply
-            out = repr(exc)
-        assert "allocated" not in out
-        time.sleep(1.5)
-        assert not hog.manager.is_alive() or out.startswith("MemoryError"), out
-        hog.close()
-        other = Kernel(course.autograded / "attacker" / ASSIGNMENT, env)
-        assert other.run("print(6 * 7)") == "42\n"
-        other.close()
+def test_memory_past_the_limit_ends_that_kernel_only(course: Course, warm: dict[str, str], kernel: Kernel) -> None:
+    hog = Kernel(course.autograded / "attacker" / ASSIGNMENT, warm)
+    try:
+        out = hog.run("x = b'x' * (3 << 30); print('allocated')", timeout=60)
+    except Exception as exc:  # the kernel died mid-request: no reply
+        out = repr(exc)
+    assert "allocated" not in out
+    time.sleep(1.5)
+    assert not hog.manager.is_alive() or out.startswith("MemoryError"), out
+    hog.close()
+    assert kernel.run("print(6 * 7)") == "42\n"  # another student's kernel lives on
 
 
 @pytest.mark.slow
@@ -256,6 +258,8 @@ def test_the_warm_parent_ends_a_submission_at_its_deadline(course: Course) -> No
             time.sleep(0.2)
         assert not slow.manager.is_alive()
         assert time.monotonic() - start < 10
+        # What GuardedExecute tells the student (coursekit/runaway.py).
+        assert Path(slow.manager.provisioner.sockets, "ended").read_text() == "the submission ran past its 4 s limit"
         # The parent reaps it and ends what it left: the `sleep` that escaped its process group too.
         uid = sandbox.SANDBOX_UID_BASE + slow.manager.provisioner.pid
         for _ in range(50):
