@@ -278,7 +278,7 @@ def test_grading_refuses_when_a_protection_is_missing(tmp_path: Path) -> None:
     course = copy_course(tmp_path)
     course.submit("student", course.release_notebook)
     result = subprocess.run(["unshare", "--user", sys.executable, "-m", "coursekit.cli", "grade"],
-                            cwd=course.root, capture_output=True, text=True, check=False)
+                            cwd=course.root, env=course.environment(), capture_output=True, text=True, check=False)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "network ✗" in result.stdout and "filesystem ✗" in result.stdout
     assert "refusing to run student code without: network, filesystem" in result.stderr
