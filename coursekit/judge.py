@@ -23,10 +23,12 @@ from typing import Any
 
 from nbformat import NotebookNode
 from nbgrader import utils
-from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from nbgrader.preprocessors import NbGraderPreprocessor
 
 from grader_observe import MIME
 from grader_tests import checks, stand_ins_source
+
+from .runaway import GuardedExecute
 
 RESOURCE_KEY = "coursekit_judge"
 OBSERVE_CALL = re.compile(r"""observe\(\s*(["'])(?P<grade_id>\w+)\1\s*,\s*globals\(\)\s*\)""")
@@ -62,7 +64,7 @@ def inject(source: str, nonce: str, stand_ins: str) -> str:
     )
 
 
-class ObservedExecute(Execute):
+class ObservedExecute(GuardedExecute):
     """nbgrader's Execute, with a per-run nonce and the stand-ins injected into hidden regions for the run only."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]):

@@ -3,7 +3,10 @@
 A plain kernel pays TensorFlow's import (about 5 s here) for every submission. A `Zygote` imports the
 heavy libraries once and waits on a UNIX socket; for each kernel that jupyter_client starts,
 `WarmProvisioner` asks it to fork a child that becomes an ipykernel on the connection file
-jupyter_client wrote. Children share nothing after the fork, and each runs in its own session.
+jupyter_client wrote. Children share nothing after the fork, and each runs in its own session, confined by
+`coursekit.sandbox` before it runs any of the student's code: it talks to nbgrader over unix sockets
+in a folder of its own (jupyter_client's `ipc` transport: it has no network), and the parent kills it
+when it outlives the per-submission deadline.
 
 nbgrader's own Execute step uses these kernels unchanged: `warm_kernelspec` writes a `python3`
 kernelspec naming this provisioner, and putting its folder first on JUPYTER_PATH makes every
@@ -16,6 +19,7 @@ import contextlib
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,13 +34,19 @@ from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner
 from traitlets import Unicode
 
+from . import sandbox
+from .course import CourseError
+
 PROVISIONER = "coursekit-warm"
 SOCKET_ENV = "COURSEKIT_WARM_SOCKET"
 # Imported once in the parent. Not pyplot: it would fix the backend before the kernel picks its own.
-PRELOAD = ("numpy", "tensorflow", "matplotlib", "IPython", "ipykernel.kernelapp", "grader_observe.kernel")
+# font_manager loads the font list now: a sandboxed kernel cannot read the instructor's font cache.
+# Never the checks: a kernel must not carry them in memory; only the observer (grader_observe).
+PRELOAD = ("numpy", "tensorflow", "matplotlib", "matplotlib.font_manager", "IPython", "ipykernel.kernelapp",
+           "grader_observe.kernel")
 
 
-class WarmKernelError(RuntimeError):
+class WarmKernelError(CourseError):
     """The warm parent is missing or failed to fork; the message says what to do."""
 
 
@@ -57,8 +67,27 @@ def _receive(conn: socket.socket) -> dict[str, Any]:
     return json.loads(data)
 
 
-def _become_kernel(request: dict[str, Any]) -> None:
-    """In the forked child: take the kernel's environment and folder, then run ipykernel. Never returns."""
+def _own_connection_file(argv: list[str], sockets: str, uid: int | None) -> list[str]:
+    """The kernel reads (and may rewrite) its connection file: give it a copy in its own socket folder.
+
+    `uid`: the kernel's own uid (as root), which must own the folder to bind its sockets there.
+    """
+    if not sockets or "-f" not in argv:
+        return argv
+    index = argv.index("-f") + 1
+    copy = Path(sockets) / "connection.json"
+    shutil.copyfile(argv[index], copy)
+    if uid is not None:
+        os.chown(sockets, uid, uid)
+        os.chown(copy, uid, uid)
+    return [*argv[:index], str(copy), *argv[index + 1:]]
+
+
+def _become_kernel(request: dict[str, Any], folder: Path, limits: sandbox.Limits) -> None:
+    """In the forked child: confine itself, take the kernel's environment and folder, then run ipykernel.
+
+    Never returns. Any failure to confine ends the child before student code could run.
+    """
     code = 1
     try:
         os.setsid()
@@ -68,9 +97,12 @@ def _become_kernel(request: dict[str, Any]) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         cwd = request["cwd"]
+        sockets = request.get("sockets", "")
+        layout = sandbox.Layout(folder / "kernels" / str(os.getpid()), cwd, sockets)
+        argv = _own_connection_file(request["argv"], sockets, layout.uid if sandbox.really_root() else None)
+        sandbox.confine(layout, limits, strict=not os.environ.get(sandbox.ALLOW_ENV))
         os.chdir(cwd)
         sys.path[0] = cwd  # as `python -m ipykernel_launcher` started in cwd would have it
-        argv = request["argv"]
         start = argv.index("ipykernel_launcher") + 1 if "ipykernel_launcher" in argv else 1
         from ipykernel.kernelapp import IPKernelApp
 
@@ -80,38 +112,87 @@ def _become_kernel(request: dict[str, Any]) -> None:
         os._exit(code)
 
 
-def _reap(*_: Any) -> None:
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
+class Kernels:
+    """The parent's children: each ends by its deadline, and leaves nothing running behind it."""
+
+    def __init__(self, folder: Path, limits: sandbox.Limits) -> None:
+        self.folder, self.limits = folder, limits
+        self.deadlines: dict[int, float] = {}
+        self.sockets: dict[int, str] = {}
+
+    def started(self, pid: int, sockets: str) -> None:
+        self.deadlines[pid] = time.monotonic() + self.limits.deadline
+        self.sockets[pid] = sockets
+
+    def tend(self) -> None:
+        now = time.monotonic()
+        for pid, deadline in list(self.deadlines.items()):
+            if now > deadline:
+                # Tell nbgrader's side why its kernel died (coursekit/runaway.py reads it).
+                with contextlib.suppress(OSError):
+                    Path(self.sockets[pid], "ended").write_text(
+                        f"the submission ran past its {self.limits.deadline:g} s limit")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+                self.deadlines[pid] = float("inf")
+        with contextlib.suppress(ChildProcessError):
+            while (pid := os.waitpid(-1, os.WNOHANG)[0]):
+                self._cleanup(pid)
+
+    def _cleanup(self, pid: int) -> None:
+        self.deadlines.pop(pid, None)
+        self.sockets.pop(pid, None)
+        if sandbox.really_root():
+            sandbox.kill_uid(sandbox.SANDBOX_UID_BASE + pid)
+        sandbox.remove_cgroups(f"coursekit-kernel-{pid}")
+        shutil.rmtree(self.folder / "kernels" / str(pid), ignore_errors=True)
+
+    def stop(self) -> None:
+        for pid in list(self.deadlines):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            self._cleanup(pid)
 
 
 def serve(socket_path: str) -> None:
-    """The warm parent: preload, then fork one kernel per request until told to stop."""
+    """The warm parent: preload, say which protections hold, then fork one kernel per request until told to stop."""
     import importlib
 
     for module in PRELOAD:
         importlib.import_module(module)
-    signal.signal(signal.SIGCHLD, _reap)
+    limits = sandbox.Limits.from_env()
+    report = sandbox.probe(limits)
+    folder = Path(socket_path).parent
+    kernels = Kernels(folder, limits)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)
     listener.listen(8)
-    print("ready", flush=True)
-    while True:
-        try:
-            conn, _ = listener.accept()
-        except InterruptedError:
-            continue
-        with conn:
-            request = _receive(conn)
-            if request.get("stop"):
-                return
-            pid = os.fork()
-            if pid == 0:
-                listener.close()
-                conn.close()
-                _become_kernel(request)
-            _send(conn, {"pid": pid})
+    listener.settimeout(0.5)  # wakes to enforce deadlines and reap children
+    print(f"ready {report.to_json()}", flush=True)
+    grader = os.getppid()
+    try:
+        while os.getppid() == grader:  # a grader killed with -9 takes its kernels with it
+            kernels.tend()
+            try:
+                conn, _ = listener.accept()
+            except (TimeoutError, InterruptedError):
+                continue
+            with conn:
+                conn.settimeout(None)
+                request = _receive(conn)
+                if request.get("stop"):
+                    return
+                pid = os.fork()
+                if pid == 0:
+                    listener.close()
+                    conn.close()
+                    _become_kernel(request, folder, limits)
+                kernels.started(pid, request.get("sockets", ""))
+                _send(conn, {"pid": pid})
+    finally:
+        kernels.stop()
 
 
 class Zygote:
@@ -122,6 +203,7 @@ class Zygote:
         self.socket_path = str(self.folder / "fork.sock")
         self.env = env
         self.process: subprocess.Popen[str] | None = None
+        self.report = sandbox.Report()
 
     def __enter__(self) -> Zygote:
         self.process = subprocess.Popen(
@@ -130,9 +212,10 @@ class Zygote:
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline().strip()
-        if line != "ready":
+        if not line.startswith("ready "):
             self.process.kill()
             raise WarmKernelError(f"the warm kernel parent did not start (exit code {self.process.wait()})")
+        self.report = sandbox.Report.from_json(line.removeprefix("ready "))
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -145,9 +228,7 @@ class Zygote:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        for path in self.folder.iterdir():
-            path.unlink()
-        self.folder.rmdir()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def warm_kernelspec(folder: Path) -> Path:
@@ -170,6 +251,12 @@ def warm_environment(env: dict[str, str]) -> Iterator[dict[str, str]]:
     # Matplotlib reads MPLBACKEND when it is imported, which now happens once, in the parent.
     env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     with Zygote(env) as zygote, tempfile.TemporaryDirectory(prefix="coursekit-kernels-") as specs:
+        print(zygote.report.line(), flush=True)
+        if zygote.report.missing and not env.get(sandbox.ALLOW_ENV):
+            raise WarmKernelError(
+                f"refusing to run student code without: {', '.join(zygote.report.missing)}. Run as root or where "
+                "user namespaces are allowed, or pass --allow-unsandboxed to grade anyway (docs/security.md)"
+            )
         env[SOCKET_ENV] = zygote.socket_path
         env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(warm_kernelspec(Path(specs))),
                                                             env.get("JUPYTER_PATH")]))
@@ -229,17 +316,37 @@ class WarmProvisioner(LocalProvisioner):  # type: ignore[misc]
     """Starts kernels by asking the warm parent to fork; everything else is LocalProvisioner's."""
 
     socket_path = Unicode("", config=True, help=f"the warm parent's socket (default: ${SOCKET_ENV})")
+    sockets = Unicode("", help="this kernel's socket folder, bound into its sandbox")
 
-    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+    def _socket_path(self) -> str:
         path = self.socket_path or os.environ.get(SOCKET_ENV, "")
         if not path:
             raise WarmKernelError(f"no warm kernel parent: set {SOCKET_ENV} (coursekit grade does, unless --cold)")
+        return path
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        # A sandboxed kernel has no network: unix sockets, in a folder of its own, the only one it can bind.
+        km = self.parent
+        if km is not None:
+            folder = Path(self._socket_path()).parent / "sockets" / self.kernel_id
+            folder.mkdir(parents=True, exist_ok=True)
+            self.sockets = str(folder)
+            km.transport, km.cache_ports, km.ip = "ipc", False, str(folder / "kernel")
+        return await super().pre_launch(**kwargs)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        await super().cleanup(restart)
+        if self.sockets and not restart:
+            shutil.rmtree(self.sockets, ignore_errors=True)
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        path = self._socket_path()
         env = kwargs.get("env") or dict(os.environ)
         cwd = str(kwargs.get("cwd") or os.getcwd())
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
                 conn.connect(path)
-                _send(conn, {"argv": cmd, "env": env, "cwd": cwd})
+                _send(conn, {"argv": cmd, "env": env, "cwd": cwd, "sockets": self.sockets})
                 pid = int(_receive(conn)["pid"])
         except OSError as exc:
             raise WarmKernelError(f"the warm kernel parent at {path} did not answer: {exc}") from exc
