@@ -28,7 +28,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from grader_observe import MIME
 from grader_tests import checks, stand_ins_source
 
-from .runaway import GuardedExecute
+from .runaway import RUNAWAY_ERRORS, GuardedExecute
 
 RESOURCE_KEY = "coursekit_judge"
 OBSERVE_CALL = re.compile(r"""observe\(\s*(["'])(?P<grade_id>\w+)\1\s*,\s*globals\(\)\s*\)""")
@@ -148,5 +148,12 @@ class JudgeObservations(NbGraderPreprocessor):  # enabled by default, unlike nbc
         for index, cell in enumerate(nb.cells):
             if is_observed(cell):
                 grade_id = cell.metadata.nbgrader["grade_id"]
-                cell.outputs = verdict(grade_id, observations_of(cell, grade_id, nonce), index in cleared)
+                observations = observations_of(cell, grade_id, nonce)
+                # A cell that timed out, or that never ran after the kernel died, says so (coursekit/runaway.py).
+                stopped = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"
+                           and o.get("ename") in RUNAWAY_ERRORS]
+                if stopped and not observations and index not in cleared:
+                    cell.outputs = stopped[-1:]
+                else:
+                    cell.outputs = verdict(grade_id, observations, index in cleared)
         return nb, resources

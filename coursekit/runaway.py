@@ -26,6 +26,10 @@ from traitlets import Integer
 DIED = "the kernel died while running this cell (the code exited, crashed, or ran out of memory or CPU time)"
 
 
+# The errors this step writes itself; the judge keeps them on a test cell that has no observation.
+RUNAWAY_ERRORS = ("CellNotRun", "DeadKernelError", "CellTimeoutError")
+
+
 def error_output(ename: str, message: str) -> NotebookNode:
     return NotebookNode(output_type="error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"])
 

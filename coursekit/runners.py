@@ -38,6 +38,9 @@ class LocalRunner:
 
     def start(self, bundle: dict[str, bytes]) -> None:
         self._bundle = bundle
+        # Raises when the warm parent cannot start, or the sandbox lacks a protection (and the instructor did
+        # not allow that): a reason to grade nobody, not a failure of each submission in turn.
+        self._warming.result()
 
     def submit(self, notebooks: dict[str, bytes]) -> Future[dict[str, ChunkResult]]:
         return self._pool.submit(execute_chunk, self._bundle, notebooks, self._stopping.is_set)

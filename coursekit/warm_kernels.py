@@ -100,7 +100,10 @@ def _become_kernel(request: dict[str, Any], folder: Path, limits: sandbox.Limits
         sockets = request.get("sockets", "")
         layout = sandbox.Layout(folder / "kernels" / str(os.getpid()), cwd, sockets)
         argv = _own_connection_file(request["argv"], sockets, layout.uid if sandbox.really_root() else None)
-        sandbox.confine(layout, limits, strict=not os.environ.get(sandbox.ALLOW_ENV))
+        report = sandbox.confine(layout, limits, strict=not os.environ.get(sandbox.ALLOW_ENV))
+        if "filesystem" in report.held:
+            os.environ["TMPDIR"] = "/tmp"  # the kernel's own scratch /tmp: the grader's TMPDIR is not in its view
+        tempfile.tempdir = None  # the parent resolved (and cached) the grader's temp folder before the fork
         os.chdir(cwd)
         sys.path[0] = cwd  # as `python -m ipykernel_launcher` started in cwd would have it
         start = argv.index("ipykernel_launcher") + 1 if "ipykernel_launcher" in argv else 1
@@ -199,7 +202,10 @@ class Zygote:
     """Start the warm parent in its own process; stop it on exit."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="coursekit-warm-"))
+        # Kernels' unix sockets live under this folder, and a socket path must fit in 107 bytes: a long
+        # TMPDIR (pytest's, say) would not leave room for them.
+        short = None if len(tempfile.gettempdir()) <= 24 else "/tmp"
+        self.folder = Path(tempfile.mkdtemp(prefix="coursekit-warm-", dir=short))
         self.socket_path = str(self.folder / "fork.sock")
         self.env = env
         self.process: subprocess.Popen[str] | None = None

@@ -277,6 +277,7 @@ def test_grading_refuses_when_a_protection_is_missing(tmp_path: Path) -> None:
     # In a user namespace with no uid mapped, no further namespace can be made: no filesystem or network sandbox.
     course = copy_course(tmp_path)
     course.submit("student", course.release_notebook)
+    course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
     result = subprocess.run(["unshare", "--user", sys.executable, "-m", "coursekit.cli", "grade"],
                             cwd=course.root, env=course.environment(), capture_output=True, text=True, check=False)
     assert result.returncode == 1, result.stdout + result.stderr

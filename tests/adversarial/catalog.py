@@ -1,0 +1,268 @@
+"""Hostile submissions, each with what it must earn: nothing more than its honest part, nobody else's grade.
+
+Each entry builds a notebook from the release (or raw bytes, for broken files) and names the test cells it
+must lose. Most hide a wrong part behind a trick (a patched helper, a swallowed exception, an edited test
+cell), so the trick is what would earn the points; others attack the grader itself (its files, the
+gradebook, the network, its processes) or run away (loops, crashes, floods), and must cost only the
+checks that depend on what they broke.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import nbformat
+from nbformat import NotebookNode
+
+from coursekit import cohort
+
+ALL = ("*",)  # every test cell: the submission is graded as blank
+MODEL, LOSS, TRAIN = cohort.MODEL, cohort.LOSS, cohort.TRAIN
+# w starts at 4 and b at 1: loses test_model_variables
+WRONG_MODEL = MODEL.replace("w = tf.Variable(1.0)", "w = tf.Variable(4.0)").replace("b = tf.Variable(4.0)",
+                                                                                     "b = tf.Variable(1.0)")
+WRONG_LOSS = LOSS.replace("reduce_mean", "reduce_sum")  # loses test_loss_values
+WRONG_TRAIN = TRAIN.replace("learning_rate * dw", "dw").replace("learning_rate * db", "db")  # loses test_train_step
+AFTER_TRAIN = ("test_train_step", "test_train_state", "test_convergence_fit", "test_convergence_history",
+               "test_plot_history", "test_plot_loss_weights")
+
+
+@dataclass(frozen=True)
+class Hostile:
+    student_id: str
+    story: str
+    loses: tuple[str, ...]
+    model: str = MODEL
+    loss: str = LOSS
+    train: str = TRAIN
+    edit: Callable[[NotebookNode], None] | None = None  # changes the filled notebook in place
+    raw: Callable[[NotebookNode], bytes | None] | None = None  # the file's bytes instead (None: no file)
+
+    def build(self, release: NotebookNode) -> bytes | None:
+        notebook = cohort.fill(release, cohort.Student(self.student_id, self.story, self.model, self.loss,
+                                                      self.train))
+        if self.raw is not None:
+            return self.raw(notebook)
+        if self.edit is not None:
+            self.edit(notebook)
+        return nbformat.writes(notebook).encode()
+
+
+def _test_cells(notebook: NotebookNode) -> list[NotebookNode]:
+    return [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id", "").startswith("test_")]
+
+
+def _delete_test_cells(notebook: NotebookNode) -> None:
+    notebook.cells = [c for c in notebook.cells if c not in _test_cells(notebook)]
+
+
+def _set_test_sources(source: str) -> Callable[[NotebookNode], None]:
+    def edit(notebook: NotebookNode) -> None:
+        for cell in _test_cells(notebook):
+            cell.source = source
+    return edit
+
+
+def _points(points: float) -> Callable[[NotebookNode], None]:
+    def edit(notebook: NotebookNode) -> None:
+        for cell in _test_cells(notebook):
+            cell.metadata.nbgrader["points"] = points
+    return edit
+
+
+def _strip_test_metadata(notebook: NotebookNode) -> None:
+    for cell in _test_cells(notebook):
+        del cell.metadata["nbgrader"]
+        cell.source = "print('All visible tests passed for this cell.')"
+
+
+def _prefix(code: str, part: str) -> str:
+    return f"{code}\n\n{part}"
+
+
+def _first_in_call(code: str, model: str) -> str:
+    return model.replace("  def __call__(self, x):\n", f"  def __call__(self, x):\n{code}\n")
+
+
+def _first_in_train(code: str) -> str:
+    return TRAIN.replace("  with tf.GradientTape", f"{code}\n  with tf.GradientTape")
+
+
+def _padded(notebook: NotebookNode) -> bytes:
+    notebook.cells.append(nbformat.v4.new_markdown_cell("x" * (25 * 2**20), id="padding"))
+    return nbformat.writes(notebook).encode()
+
+
+def _other_assignment(_: NotebookNode) -> bytes:
+    cell = nbformat.v4.new_code_cell("print('week 2')", id="week-2")  # a fixed id: the same bytes every build
+    return nbformat.writes(nbformat.v4.new_notebook(cells=[cell])).encode()
+
+
+FAKE_PASS = '''print("Hidden tests passed:")
+print("  ✓ Model() starts at w=1.0 and b=4.0")
+print("All visible tests passed for this cell.")'''
+
+FORGE = '''
+def _forge():
+    from IPython.display import publish_display_data
+    fake = {"passed": True, "points": 1000, "grade_id": "test_model_variables", "w": 1.0, "b": 4.0}
+    for mime in ("application/vnd.coursekit.observation+json", "application/json", "text/plain"):
+        publish_display_data({mime: fake if mime.endswith("json") else "Hidden tests passed"})
+'''
+
+READ_SECRETS = '''import glob, os
+_found = []
+for _pattern in ("/work/**/reference.py", "../../../grader_tests/*.py", "../../../source/**/*.ipynb",
+                 "../../../gradebook.db", "/proc/1/root/work/*/grader_tests/reference.py"):
+    for _path in glob.glob(_pattern, recursive=True):
+        try:
+            _found.append(open(_path, "rb").read())
+        except OSError:
+            pass
+for _text in _found:
+    if b"def loss" in _text:
+        _namespace = {}
+        try:
+            exec(_text.decode(errors="replace"), _namespace)
+            loss = _namespace.get("loss", loss)
+        except Exception:
+            pass'''
+
+WRITE_GRADEBOOK = '''import glob, sqlite3
+_paths = glob.glob("/work/*/gradebook.db") + glob.glob("/tmp/*/*/gradebook.db") + glob.glob("../../../*.db")
+for _path in set(_paths + glob.glob("../*.db") + glob.glob("/root/**/gradebook.db", recursive=True)):
+    try:
+        _db = sqlite3.connect(_path)
+        _db.execute("UPDATE grade SET auto_score = 5000, manual_score = 5000")
+        _db.execute("UPDATE grade_cells SET max_score = 5000")
+        _db.commit()
+    except Exception:
+        pass
+    try:
+        open(_path, "wb").write(b"corrupt")
+    except Exception:
+        pass'''
+
+NETWORK = '''import socket
+_reached = []
+for _port in (22, 80, 5432, 8786, 8888):
+    try:
+        socket.create_connection(("127.0.0.1", _port), timeout=1).close()
+        _reached.append(_port)
+    except OSError:
+        pass
+print("reached", _reached)'''
+
+KILL_GRADER = '''import os, signal
+for _target in (os.getppid(), 1):
+    try:
+        os.kill(_target, signal.SIGKILL)
+    except OSError:
+        pass
+try:
+    os.killpg(os.getpgid(os.getppid()), signal.SIGKILL)
+except OSError:
+    pass'''
+
+FORK_MANY = '''import os, time
+for _ in range(300):
+    try:
+        if os.fork() == 0:
+            time.sleep(20)
+            os._exit(0)
+    except OSError:
+        break'''
+
+
+def _hide_train_loop(notebook: NotebookNode) -> None:
+    """Deletes the test cells of the train part only: they come back and grade the wrong train."""
+    notebook.cells = [c for c in notebook.cells
+                      if c.metadata.get("nbgrader", {}).get("grade_id") not in ("test_train_step", "test_train_state")]
+
+
+CATALOG: tuple[Hostile, ...] = (
+    # ---- editing the test cells and their metadata
+    Hostile("tamper_delete_tests", "correct work with every test cell deleted", loses=(), edit=_delete_test_cells),
+    Hostile("tamper_delete_train_tests", "wrong train, its test cells deleted", loses=("test_train_step",),
+            train=WRONG_TRAIN, edit=_hide_train_loop),
+    Hostile("tamper_blank_tests", "correct work with every test cell blanked", loses=(), edit=_set_test_sources("")),
+    Hostile("tamper_pass_tests", "wrong model, test cells replaced by a print", loses=("test_model_variables",),
+            model=WRONG_MODEL, edit=_set_test_sources("print('All visible tests passed for this cell.')")),
+    Hostile("tamper_points", "correct work, every test cell worth 1000 points", loses=(), edit=_points(1000)),
+    Hostile("tamper_points_wrong_loss", "wrong loss, every test cell worth 1000 points",
+            loses=("test_loss_values",), loss=WRONG_LOSS, edit=_points(1000)),
+    Hostile("tamper_strip_metadata", "wrong model, test cells' nbgrader metadata removed and replaced by prints",
+            loses=("test_model_variables",), model=WRONG_MODEL, edit=_strip_test_metadata),
+    # ---- fooling the checks from inside the kernel
+    Hostile("patch_allclose", "wrong model; np.allclose and np.isclose always true", loses=("test_model_variables",),
+            model=_prefix("import numpy as np\nnp.allclose = lambda *a, **k: True\n"
+                          "np.isclose = lambda *a, **k: True", WRONG_MODEL)),
+    Hostile("patch_numpy_testing", "wrong loss; numpy.testing's asserts do nothing", loses=("test_loss_values",),
+            loss=_prefix("import numpy.testing\nfor _name in dir(numpy.testing):\n"
+                         "    if _name.startswith('assert'):\n"
+                         "        setattr(numpy.testing, _name, lambda *a, **k: None)", WRONG_LOSS)),
+    Hostile("patch_math_isclose", "wrong train; math.isclose always true", loses=("test_train_step",),
+            train=_prefix("import math\nmath.isclose = lambda *a, **k: True", WRONG_TRAIN)),
+    Hostile("patch_tf_debugging", "wrong model; tf.debugging's asserts do nothing", loses=("test_model_variables",),
+            model=_prefix("for _name in dir(tf.debugging):\n    if _name.startswith('assert'):\n"
+                          "        setattr(tf.debugging, _name, lambda *a, **k: None)", WRONG_MODEL)),
+    # Only builtins TensorFlow itself does not lean on: patching all() or any() breaks the student's own train.
+    Hostile("patch_builtins", "wrong loss; builtins round and print patched", loses=("test_loss_values",),
+            loss=_prefix("import builtins\nbuiltins.round = lambda *a: 0\n"
+                         "builtins.print = lambda *a, **k: None", WRONG_LOSS)),
+    Hostile("patch_assertionerror", "wrong model; AssertionError made harmless", loses=("test_model_variables",),
+            model=_prefix("import builtins\nclass _Quiet(Exception):\n    pass\nbuiltins.AssertionError = _Quiet",
+                          WRONG_MODEL)),
+    Hostile("swallow_custom_exc", "wrong model; IPython's set_custom_exc swallows every exception",
+            loses=("test_model_variables",),
+            model=_prefix("get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)", WRONG_MODEL)),
+    Hostile("swallow_showtraceback", "wrong train; showtraceback overridden", loses=("test_train_step",),
+            train=_prefix("_ip = get_ipython()\n_ip.showtraceback = lambda *a, **k: None\n"
+                          "_ip._showtraceback = lambda *a, **k: None", WRONG_TRAIN)),
+    Hostile("fake_pass_output", "wrong model whose __call__ prints that the hidden tests passed",
+            loses=("test_model_variables",),
+            model=WRONG_MODEL.replace("  def __call__(self, x):\n",
+                                      "  def __call__(self, x):\n" + "\n".join(
+                                          "    " + line for line in FAKE_PASS.splitlines()) + "\n")),
+    Hostile("forge_observation", "wrong model whose __call__ publishes fake results as display data",
+            loses=("test_model_variables",),
+            model=FORGE + _first_in_call("    _forge()", WRONG_MODEL)),
+    Hostile("silence_stdout", "wrong model; stdout and stderr sent to /dev/null", loses=("test_model_variables",),
+            model=_prefix("import os, sys\nsys.stdout = open(os.devnull, 'w')\nsys.stderr = sys.stdout", WRONG_MODEL)),
+    # ---- reaching for what the grader keeps
+    Hostile("read_solutions", "wrong loss that looks for the reference, the source and the gradebook on disk",
+            loses=("test_loss_values",), loss=WRONG_LOSS + "\n\n" + READ_SECRETS),
+    Hostile("import_reference", "imports the checks' reference loss, falling back to a wrong one",
+            loses=("test_loss_values",),
+            loss="try:\n    from grader_tests.reference import loss\nexcept Exception:\n"
+                 + "\n".join("    " + line for line in WRONG_LOSS.splitlines())),
+    Hostile("write_gradebook", "correct work that rewrites and corrupts every gradebook.db it finds", loses=(),
+            train=TRAIN + "\n\n" + WRITE_GRADEBOOK),
+    Hostile("network", "correct work that tries the network", loses=(), model=MODEL + "\n\n" + NETWORK),
+    Hostile("kill_grader", "correct work that kills its parent, init and its parent's process group", loses=(),
+            loss=LOSS + "\n\n" + KILL_GRADER),
+    Hostile("fork_many", "correct work that forks 300 sleeping children", loses=(), loss=LOSS + "\n\n" + FORK_MANY),
+    # ---- runaway code
+    Hostile("loop_forever", "an endless loop before train is defined", loses=AFTER_TRAIN,
+            train="while True:\n    pass\n\n" + TRAIN),
+    Hostile("hang_in_train", "train sleeps forever when called", loses=AFTER_TRAIN,
+            train=_first_in_train("  import time\n  time.sleep(10**6)")),
+    Hostile("exit_in_train", "train kills its own kernel with os._exit", loses=AFTER_TRAIN,
+            train=_first_in_train("  import os\n  os._exit(3)")),
+    # The kernel dies in the loss cell: the model's points stand, everything from the loss on is lost.
+    Hostile("memory_hog", "the loss cell grabs 6 GiB",
+            loses=("test_loss_values", "test_loss_properties", "test_plot_data", *AFTER_TRAIN),
+            loss=LOSS + "\n\n_hog = [bytearray(2**30) for _ in range(6)]"),
+    Hostile("output_flood", "correct work that prints 60 MB", loses=(),
+            model=MODEL + "\n\nfor _ in range(600):\n    print('x' * 100_000)"),
+    # ---- files nbgrader cannot grade
+    Hostile("file_missing", "no notebook in the submission", loses=ALL, raw=lambda _: None),
+    Hostile("file_empty", "an empty file", loses=ALL, raw=lambda _: b""),
+    Hostile("file_not_json", "a truncated notebook", loses=ALL, raw=lambda nb: nbformat.writes(nb).encode()[:5000]),
+    Hostile("file_latin1", "a notebook saved as Latin-1", loses=ALL,
+            raw=lambda nb: json.dumps(nb).replace("Model", "Mod\\u00e8le").encode().replace(b"\\u00e8", b"\xe8")),
+    Hostile("file_other_assignment", "another assignment's notebook", loses=ALL, raw=_other_assignment),
+    Hostile("file_huge", "a 25 MiB notebook", loses=ALL, raw=_padded),
+)

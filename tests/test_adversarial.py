@@ -1,0 +1,144 @@
+"""The hostile catalog, graded in one cohort with honest students through `coursekit grade`.
+
+Every hostile submission must earn exactly what its honest parts are worth, and the honest students must
+get exactly the grades they get when graded alone.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from coursekit import ASSIGNMENT, cohort, scores
+from coursekit.course import Course
+
+from .adversarial.catalog import ALL, CATALOG
+from .conftest import copy_course
+
+pytestmark = pytest.mark.slow
+
+HONEST = ("correct_reference", "correct_tf_module", "loss_abs", "train_only_w", "model_swapped_call")
+# Small limits, so the runaway submissions cost seconds here, not the minutes a course allows.
+LIMITS = {"COURSEKIT_CELL_TIMEOUT": "15", "COURSEKIT_SUBMISSION_DEADLINE": "90"}
+MAX_NOTEBOOK_BYTES = 2 * 2**20
+
+
+Run = tuple[Course, subprocess.CompletedProcess[str]]
+
+
+def _grade(course: Course) -> subprocess.CompletedProcess[str]:
+    course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
+    return subprocess.run(
+        [sys.executable, "-m", "coursekit.cli", "grade", "--workers", "2"], cwd=course.root,
+        env={**course.environment(), **LIMITS}, text=True, capture_output=True, timeout=1800, check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Course, subprocess.CompletedProcess[str]]:
+    course = copy_course(tmp_path_factory.mktemp("hostile"))
+    release = nbformat.read(course.release_notebook, as_version=4)
+    for student in HONEST:
+        course.submit(student, course.demo_notebook(student))
+    for hostile in CATALOG:
+        content = hostile.build(release)
+        path = course.submitted_notebook(hostile.student_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if content is not None:
+            path.write_bytes(content)
+    return course, _grade(course)
+
+
+@pytest.fixture(scope="module")
+def honest_alone(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, float]]:
+    course = copy_course(tmp_path_factory.mktemp("honest"))
+    for student in HONEST:
+        course.submit(student, course.demo_notebook(student))
+    result = _grade(course)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return scores.cell_scores(course.db_url)
+
+
+def test_the_catalog_is_big_enough() -> None:
+    assert len(CATALOG) >= 25
+    assert len({h.student_id for h in CATALOG}) == len(CATALOG)
+
+
+def test_grading_finishes_and_names_every_rejected_file(hostile_run: Run) -> None:
+    _, result = hostile_run
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    for hostile in CATALOG:
+        if hostile.loses == ALL:
+            assert hostile.student_id in output, f"{hostile.student_id} is not named in the run's output"
+
+
+@pytest.mark.parametrize("hostile", CATALOG, ids=lambda h: h.student_id)
+def test_each_hostile_submission_earns_exactly_its_honest_part(
+    hostile_run: Run, hostile
+) -> None:
+    course, _ = hostile_run
+    maxima = scores.max_cell_points(course.db_url)
+    expected = {cell: 0.0 if hostile.loses == ALL or cell in hostile.loses else points
+                for cell, points in maxima.items()}
+    assert scores.cell_scores(course.db_url).get(hostile.student_id) == expected, hostile.story
+
+
+def test_honest_students_get_what_they_get_alone(
+    hostile_run: Run, honest_alone: dict[str, dict[str, float]]
+) -> None:
+    course, _ = hostile_run
+    together = scores.cell_scores(course.db_url)
+    expected = cohort.expected_scores(scores.max_cell_points(course.db_url))
+    for student in HONEST:
+        assert together[student] == honest_alone[student] == expected[student], student
+
+
+def test_the_gradebook_is_intact(hostile_run: Run) -> None:
+    course, _ = hostile_run
+    with sqlite3.connect(course.root / "gradebook.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert sum(scores.max_cell_points(course.db_url).values()) == 19
+    graded = scores.cell_scores(course.db_url)
+    assert set(graded) == set(HONEST) | {h.student_id for h in CATALOG}
+
+
+def test_autograded_notebooks_and_feedback_stay_small(hostile_run: Run) -> None:
+    course, _ = hostile_run
+    course.nbgrader("generate_feedback", ASSIGNMENT, "--force", quiet=True)
+    for folder in (course.autograded, course.feedback):
+        files = [p for p in folder.glob(f"*/{ASSIGNMENT}/*") if p.suffix in (".ipynb", ".html")]
+        assert len(files) >= len(CATALOG)
+        too_big = {p.name: os.path.getsize(p) for p in files if p.stat().st_size > MAX_NOTEBOOK_BYTES}
+        assert not too_big
+
+
+def test_rejected_files_are_kept_as_sent(hostile_run: Run) -> None:
+    course, _ = hostile_run
+    release = nbformat.read(course.release_notebook, as_version=4)
+    for hostile in CATALOG:
+        content = hostile.build(release)
+        if hostile.loses != ALL or content is None:
+            continue
+        kept = course.root / "rejected" / hostile.student_id / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+        assert kept.read_bytes() == content, hostile.student_id
+
+
+def test_nothing_the_students_ran_is_left_running(hostile_run: Run) -> None:
+    """Kernels, their children and warm parents all work in the course or a worker's scratch course."""
+    roots = (str(hostile_run[0].root), "coursekit-workers-")
+    leftovers = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cwd = os.readlink(proc / "cwd") if proc.name.isdigit() else ""
+        except OSError:
+            continue
+        if any(root in cwd for root in roots):
+            leftovers.append((proc.name, cwd))
+    assert not leftovers
