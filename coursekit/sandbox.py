@@ -298,12 +298,6 @@ def _build_root(layout: Layout, limits: Limits, uid: int) -> None:
             (root / path.lstrip("/")).symlink_to(os.readlink(path))
         elif os.path.isdir(path):
             _bind(path, root / path.lstrip("/"))
-    python = {sys.base_prefix, sys.prefix, os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)}
-    python |= {str(KIT / name) for name in KERNEL_VISIBLE if (KIT / name).exists()}
-    for path in sorted(python, key=len):
-        if not path.startswith(("/usr/", "/etc/")) and not (root / path.lstrip("/")).exists():
-            _bind(path, root / path.lstrip("/"))
-
     # The scratch folder: the only place the kernel can write, bounded in size.
     scratch = layout.folder / "scratch"
     scratch.mkdir(exist_ok=True)
@@ -316,6 +310,12 @@ def _build_root(layout: Layout, limits: Limits, uid: int) -> None:
     for entry in (scratch / "work").iterdir():
         os.chown(entry, uid, uid)
     _bind(str(scratch / "tmp"), root / "tmp", writable=True)
+    # Python and the kit's visible paths after /tmp: a kit cloned under /tmp (as CI does) stays visible.
+    python = {sys.base_prefix, sys.prefix, os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)}
+    python |= {str(KIT / name) for name in KERNEL_VISIBLE if (KIT / name).exists()}
+    for path in sorted(python, key=len):
+        if not path.startswith(("/usr/", "/etc/")) and not (root / path.lstrip("/")).exists():
+            _bind(path, root / path.lstrip("/"))
     _bind(str(scratch / "work"), root / layout.cwd.lstrip("/"), writable=True)  # after /tmp: it may be in it
 
     (root / "dev").mkdir()
