@@ -3,7 +3,7 @@
 1. `workers.build_bundle` makes what a worker needs, once: source/, the config and a scratch gradebook.
 2. A runner (coursekit/runners.py: threads here, or a Dask cluster) executes chunks of submissions with
    `workers.execute_chunk`; a few chunks are in flight at a time, so memory stays flat for any cohort.
-3. As chunks come back, their notebooks go into a replay folder and the writer (coursekit/recorder.py,
+3. As chunks come back, their notebooks go into a replay folder and the writer (coursekit/autograder.py:
    nbgrader's Autograde with `ReplayExecution`) records them in batches. So a grade is kept as soon as
    its batch is recorded, and Ctrl-C loses only what was still executing: a rerun grades the rest.
 """
@@ -11,12 +11,10 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import queue
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -25,12 +23,13 @@ from collections.abc import Iterator
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from . import ASSIGNMENT
+from .autograder import AutograderProcess
 from .course import Course, CourseError
 from .runners import ChunkFuture, DaskRunner, LocalRunner, runner_for
-from .workers import NOTEBOOK, WORKER_CRASH, ChunkResult, ChunkStopped, build_bundle, ignore_interrupts, pending
+from .workers import NOTEBOOK, WORKER_CRASH, ChunkResult, ChunkStopped, build_bundle, pending
 
 REPLAY_ENV = "COURSEKIT_REPLAY_DIR"
 RECORDED = "graded"
@@ -77,62 +76,18 @@ class Summary:
 # ---------------------------------------------------------------- the writer
 
 
-class Writer:
-    """The recorder subprocess: batches in on stdin, replies read by a thread into a queue."""
+class Writer(AutograderProcess):
+    """The one gradebook writer: coursekit.autograder in the real course, replaying the workers' outputs."""
 
     def __init__(self, course: Course, replay: Path, log: Path) -> None:
         replay.mkdir(parents=True, exist_ok=True)
-        self._log = open(log, "w")  # noqa: SIM115 - closed in close()
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "coursekit.recorder"], cwd=course.root,
-            env={**course.environment(), REPLAY_ENV: str(replay)},
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
-            preexec_fn=ignore_interrupts,  # Ctrl-C must not stop it halfway through a batch
-        )
-        self.replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self.in_flight = 0
-        self.log_path = log
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self._process.stdout is not None
-        for line in self._process.stdout:
-            self.replies.put(json.loads(line))
-        self.replies.put(None)
+        super().__init__(course.root, {**course.environment(), REPLAY_ENV: str(replay)}, log)
 
     def record(self, students: list[str]) -> None:
-        assert self._process.stdin is not None
-        # Ctrl-C halfway through a line would hand the writer half a batch.
-        blocked = threading.current_thread() is threading.main_thread()
-        if blocked:
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            self._process.stdin.write(json.dumps(students) + "\n")
-            self._process.stdin.flush()
-            self.in_flight += len(students)
+            self.send(students)
         except BrokenPipeError as exc:
             raise CourseError(f"the gradebook writer stopped; its log:\n{self.log_tail()}") from exc
-        finally:
-            if blocked:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-
-    def finish(self) -> None:
-        """No more batches: the writer records what it has, then ends."""
-        if self._process.stdin is not None and not self._process.stdin.closed:
-            self._process.stdin.close()
-
-    def close(self) -> None:
-        self.finish()
-        try:
-            self._process.wait(timeout=600)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._log.close()
-
-    def log_tail(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-3000:]
 
 
 # ---------------------------------------------------------------- progress
@@ -349,11 +304,11 @@ class _Run:
             if reply is None:
                 self.writer.in_flight = 0
                 raise CourseError(f"the gradebook writer stopped; its log:\n{self.writer.log_tail()}")
-            self.summary.graded += reply["recorded"]
+            self.summary.graded += reply["ok"]
             for student, reason in reply["failed"].items():
                 self.summary.failed[student] = (WRITER_ERROR, reason)
-            self.writer.in_flight -= len(reply["recorded"]) + len(reply["failed"])
-            for student in [*reply["recorded"], *reply["failed"]]:
+            self.writer.in_flight -= len(reply["ok"]) + len(reply["failed"])
+            for student in [*reply["ok"], *reply["failed"]]:
                 for folder in self.replay.glob(f"*/autograded/{student}"):
                     shutil.rmtree(folder, ignore_errors=True)
 

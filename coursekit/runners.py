@@ -1,9 +1,9 @@
 """Who executes chunks: threads on this machine (default), or a Dask distributed cluster.
 
 Both run `workers.execute_chunk` and hand back futures (`done()`, `result()`, `cancel()`), so the
-coordinator in coursekit/grading.py treats them alike. On this machine the heavy work is in the
-`nbgrader` subprocess each chunk starts, so one thread per core is enough to use every core, and all
-chunks share one warm kernel parent.
+coordinator in coursekit/grading.py treats them alike. On this machine the heavy work is in each
+thread's executor (an nbgrader subprocess) and its kernels, so one thread per core is enough to use every
+core, and all chunks share one warm kernel parent.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 from .course import CourseError
-from .workers import WARM, ChunkResult, execute_chunk
+from .workers import EXECUTORS, WARM, ChunkResult, execute_chunk
 
 
 class ChunkFuture(Protocol):
@@ -50,6 +50,7 @@ class LocalRunner:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        EXECUTORS.close()
         WARM.stop()
 
 

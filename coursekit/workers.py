@@ -1,34 +1,38 @@
 """The worker's side of grading: execute a chunk of submissions, given only bytes.
 
-`execute_chunk(bundle, notebooks)` runs the real `nbgrader autograde --force` on the chunk in a scratch
-course built from `bundle` (source/, nbgrader_config.py and a gradebook holding only the assignment's
-structure, see `build_bundle`), with kernels forked from this process's warm parent, and returns each
-executed notebook or why there is none. It reads nothing of the real course, so it runs the same in a
-thread here or in a Dask worker on another machine. Recording grades is the coordinator's job
-(coursekit/grading.py): one writer, the real gradebook.
+`execute_chunk(bundle, notebooks)` runs nbgrader's autograde on the chunk, in this thread's long-lived
+executor (coursekit/autograder.py: nbgrader imported once), in a scratch course built from `bundle`
+(source/, release/, nbgrader_config.py and a gradebook holding only the assignment's structure, see
+`build_bundle`), with kernels forked from this process's warm parent, and returns each executed notebook
+or why there is none. It reads nothing of the real course, so it runs the same in a thread here or in a
+Dask worker on another machine. Recording grades is the coordinator's job (coursekit/grading.py): one
+writer, the real gradebook.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import os
-import re
+import queue
+import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import nbformat
 import psutil
 
 from . import ASSIGNMENT
+from .autograder import AutograderProcess
 from .completion import completely_graded
-from .course import Course, nbgrader_executable
+from .course import Course
 from .warm_kernels import SOCKET_ENV, warm_environment
 
 # Why a submission has no executed notebook; the summary table groups failures by these.
@@ -149,51 +153,153 @@ WARM = _WarmParent()
 atexit.register(WARM.stop)
 
 
+# ---------------------------------------------------------------- executors: nbgrader, started once per thread
+
+
+class _Executor:
+    """coursekit.autograder in a scratch course holding one bundle, with this process's warm kernels.
+
+    One per thread that executes chunks (threads of a LocalRunner, or of a Dask worker), kept from chunk to
+    chunk so nbgrader's imports are paid once; replaced after `RECYCLE_AFTER` submissions, so whatever
+    nbgrader keeps per notebook cannot pile up over a cohort of thousands.
+    """
+
+    RECYCLE_AFTER = 200
+
+    def __init__(self, bundle: dict[str, bytes], fingerprint: str) -> None:
+        self.fingerprint, self.served = fingerprint, 0
+        self.root = Path(tempfile.mkdtemp(prefix="coursekit-chunk-"))
+        _unpack(bundle, self.root)
+        # Its own temp folder, removed with the scratch course: a killed nbgrader leaves kernel connection files.
+        (self.root / "tmp").mkdir()
+        env = {**WARM.env(), "TMPDIR": str(self.root / "tmp")}
+        self.process = AutograderProcess(self.root, env, self.root / "nbgrader.log", (_scratch_db(self.root),))
+
+    def usable(self, fingerprint: str) -> bool:
+        return (fingerprint == self.fingerprint and self.process.process.poll() is None
+                and self.served < self.RECYCLE_AFTER)
+
+    def run(self, students: list[str], stop: Callable[[], bool] | None) -> dict[str, Any] | None:
+        """The process's reply for `students`, or None if it died. Raises ChunkStopped when `stop()` turns true."""
+        self.served += len(students)
+        try:
+            self.process.send(students)
+        except BrokenPipeError:
+            return None
+        while True:
+            try:
+                return self.process.replies.get(timeout=0.5)
+            except queue.Empty:
+                if stop is not None and stop():
+                    self.close(kill=True)
+                    WARM.stop()  # the killed nbgrader's kernels live on in the parent until then
+                    raise ChunkStopped from None
+
+    def close(self, kill: bool = False) -> None:
+        if kill:
+            self.process.kill()
+        self.process.close(timeout=30)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class _Executors:
+    """This process's executors, one per thread; all closed when the run (or the process) ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_thread: dict[int, _Executor] = {}
+
+    def for_this_thread(self, bundle: dict[str, bytes]) -> _Executor:
+        fingerprint = _fingerprint(bundle)
+        thread = threading.get_ident()
+        with self._lock:
+            executor = self._by_thread.get(thread)
+        if executor is not None and not executor.usable(fingerprint):
+            executor.close(kill=executor.process.process.poll() is None and executor.fingerprint != fingerprint)
+            executor = None
+        if executor is None:
+            executor = _Executor(bundle, fingerprint)
+            with self._lock:
+                self._by_thread[thread] = executor
+        return executor
+
+    def forget(self, executor: _Executor) -> None:
+        with self._lock:
+            self._by_thread = {t: e for t, e in self._by_thread.items() if e is not executor}
+
+    def close(self) -> None:
+        with self._lock:
+            executors, self._by_thread = list(self._by_thread.values()), {}
+        for executor in executors:
+            executor.close()
+
+
+def _fingerprint(bundle: dict[str, bytes]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(bundle):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(bundle[name]).digest())
+    return digest.hexdigest()
+
+
+EXECUTORS = _Executors()
+atexit.register(EXECUTORS.close)  # registered after WARM's: runs before it, while kernels can still end cleanly
+
+
 # ---------------------------------------------------------------- executing a chunk
 
 
 def execute_chunk(
     bundle: dict[str, bytes], notebooks: dict[str, bytes], stop: Callable[[], bool] | None = None
 ) -> dict[str, ChunkResult]:
-    """Execute `notebooks` ({student: submitted notebook}) with the real `nbgrader autograde`.
+    """Execute `notebooks` ({student: submitted notebook}) with nbgrader's autograde, in this thread's executor.
 
     Raises ChunkStopped if `stop()` turns true before nbgrader ends; nbgrader and its kernels are killed.
     """
     start = time.monotonic()
     results: dict[str, ChunkResult] = {}
-    with tempfile.TemporaryDirectory(prefix="coursekit-chunk-") as scratch:
-        root = Path(scratch)
-        _unpack(bundle, root)
-        runnable = []
-        for student, data in notebooks.items():
-            problem = _unreadable(data)
-            if problem:
-                results[student] = ChunkResult(student, None, BAD_NOTEBOOK, problem)
-                continue
-            _unpack({f"submitted/{student}/{ASSIGNMENT}/{NOTEBOOK}": data}, root)
-            runnable.append(student)
-        if not runnable:
-            return results
-        if stop is not None and stop():
-            raise ChunkStopped
-        returncode = _run_nbgrader(root, stop)
+    runnable = {}
+    for student, data in notebooks.items():
+        problem = _unreadable(data)
+        if problem:
+            results[student] = ChunkResult(student, None, BAD_NOTEBOOK, problem)
+        else:
+            runnable[student] = data
+    if not runnable:
+        return results
+    if stop is not None and stop():
+        raise ChunkStopped
+    executor = EXECUTORS.for_this_thread(bundle)
+    folders = [executor.root / folder / student for folder in ("submitted", "autograded") for student in runnable]
+    try:
+        _unpack({f"submitted/{student}/{ASSIGNMENT}/{NOTEBOOK}": data for student, data in runnable.items()},
+                executor.root)
+        reply = executor.run(list(runnable), stop)
         if stop is not None and stop():
             # Another chunk's stop may have killed this one's kernels: its notebooks cannot be trusted.
             raise ChunkStopped
-        log = (root / "nbgrader.log").read_text(errors="replace")
         seconds = (time.monotonic() - start) / len(runnable)
+        if reply is None:
+            EXECUTORS.forget(executor)
+            executor.close()
+            code = executor.process.process.returncode
+            why = f"killed by {signal.Signals(-code).name} (out of memory?)" if code and code < 0 else \
+                f"ended with exit code {code}"
+            for student in runnable:
+                results[student] = ChunkResult(student, None, WORKER_CRASH, f"nbgrader {why}", seconds)
+            return results
         for student in runnable:
-            executed = root / "autograded" / student / ASSIGNMENT / NOTEBOOK
-            if executed.is_file():
+            executed = executor.root / "autograded" / student / ASSIGNMENT / NOTEBOOK
+            if student in reply["failed"]:
+                results[student] = ChunkResult(student, None, NBGRADER_ERROR, reply["failed"][student], seconds)
+            elif executed.is_file():
                 results[student] = ChunkResult(student, executed.read_bytes(), seconds=seconds)
-            elif returncode < 0:
-                results[student] = ChunkResult(
-                    student, None, WORKER_CRASH,
-                    f"nbgrader was killed by {signal.Signals(-returncode).name} (out of memory?)", seconds,
-                )
             else:
-                results[student] = ChunkResult(student, None, NBGRADER_ERROR, _reason(log, student), seconds)
-    return results
+                results[student] = ChunkResult(student, None, NBGRADER_ERROR, "nbgrader wrote no autograded notebook",
+                                               seconds)
+        return results
+    finally:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _unreadable(data: bytes) -> str:
@@ -203,56 +309,3 @@ def _unreadable(data: bytes) -> str:
     except Exception as exc:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
     return ""
-
-
-def _run_nbgrader(root: Path, stop: Callable[[], bool] | None) -> int:
-    env = WARM.env()
-    with open(root / "nbgrader.log", "w") as log:
-        process = subprocess.Popen(
-            [nbgrader_executable(), "autograde", ASSIGNMENT, "--force", _scratch_db(root)],
-            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-            preexec_fn=ignore_interrupts,
-        )
-        while True:
-            try:
-                return process.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                if stop is not None and stop():
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
-                    process.wait()
-                    WARM.stop()  # the killed nbgrader's kernels live on in the parent until then
-                    raise ChunkStopped from None
-
-
-def ignore_interrupts() -> None:
-    """In a child before it runs: the terminal's Ctrl-C is the coordinator's to handle.
-
-    The child stays in the coordinator's process group, so whoever kills that group kills it too.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-_ERROR = re.compile(r"There was an error processing assignment: (?P<path>\S+)")
-
-
-def _reason(log: str, student: str) -> str:
-    """The last line of the traceback nbgrader logged for this student (its exception), else a pointer."""
-    lines = log.splitlines()
-    for index, line in enumerate(lines):
-        found = _ERROR.search(line)
-        if found and Path(found["path"]).parent.name == student:
-            traceback = []
-            for following in lines[index + 1:]:
-                if following.startswith("[") and "|" in following.split("]")[0]:  # a new log record
-                    if "Traceback (most recent call last)" in following and not traceback:
-                        continue  # nbgrader logs the traceback as the record after
-                    break
-                traceback.append(following.strip())
-            message = next((text for text in reversed(traceback) if text), "")
-            if message:
-                return message[:300]
-    errors = [line for line in lines if "ERROR" in line]
-    if errors:
-        return errors[-1][:300]
-    return "nbgrader wrote no autograded notebook and logged no error"

@@ -7,17 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import grading, workers
+from coursekit import autograder, grading, workers
 from coursekit.workers import BAD_NOTEBOOK, NBGRADER_ERROR, ChunkResult
 
-NBGRADER_LOG = """\
-[AutogradeApp | INFO] Autograding /tmp/x/submitted/ann/hw
-[AutogradeApp | ERROR] There was an error processing assignment: /tmp/x/submitted/bob/hw
-[AutogradeApp | ERROR] Traceback (most recent call last):
-  File "nbgrader/converters/base.py", line 1, in convert_notebooks
-nbformat.validator.NotebookValidationError: 'cells' is a required property
-[AutogradeApp | INFO] Autograding /tmp/x/submitted/cat/hw
-"""
+# What nbgrader logs at ERROR level while it fails one student (nbgrader/converters/base.py).
+NBGRADER_ERRORS = [
+    "There was an error processing assignment: /tmp/x/submitted/bob/hw",
+    'Traceback (most recent call last):\n  File "nbgrader/converters/base.py", line 1, in convert_notebooks\n'
+    "nbformat.validator.NotebookValidationError: 'cells' is a required property\n",
+]
 
 
 def test_a_chunk_of_unreadable_notebooks_fails_each_as_a_bad_notebook_without_running_nbgrader() -> None:
@@ -34,10 +32,11 @@ def test_a_bundle_cannot_write_outside_its_scratch_course(tmp_path: Path, name: 
 
 
 def test_the_reason_of_an_nbgrader_error_is_the_last_line_of_its_traceback() -> None:
-    assert workers._reason(NBGRADER_LOG, "bob") == (
+    assert autograder._reason(NBGRADER_ERRORS) == (
         "nbformat.validator.NotebookValidationError: 'cells' is a required property"
     )
-    assert "no autograded notebook" in workers._reason("[AutogradeApp | INFO] fine\n", "ann")
+    assert autograder._reason(["the gradebook is locked"]) == "the gradebook is locked"
+    assert autograder._reason([]) == "nbgrader autograde failed"
 
 
 @pytest.mark.parametrize(("students", "slots", "size"), [(1, 2, 1), (6, 2, 2), (30, 2, 8), (1000, 2, 8), (30, 64, 1)])
