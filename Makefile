@@ -30,8 +30,7 @@ demo: $(STAMP) ## the instructor's whole job on the shipped demo cohort: release
 
 test: $(STAMP) ## lint, then every test: unit and end to end (real nbgrader, kernels, browser)
 	$(BIN)/ruff check .
-	bash tests/browser/install_browser.sh
-	bash tests/postgres/install_postgres.sh
+	bash tests/install_debian_package.sh chromium postgresql
 	$(PYTEST) tests
 
 test-fast: $(STAMP) ## the unit tests only (seconds)

@@ -128,13 +128,18 @@ def _missing(model: Any) -> list[str]:
     return [name for name in ("w", "b") if not _hasattr(model, name)]
 
 
-def probe_model_variables(ns: Namespace, obs: Observation, stand_ins: Any) -> None:
+def _student_model(obs: Observation, ns: Namespace, at: str) -> tuple[Any, Any, Any, Any]:
+    """The student's Model, one instance built as `at`, and its w and b; the probe stops when w or b is missing."""
     model_class = _lookup(obs, ns, "Model")
-    model = _attempt(obs, "first", "Model()", model_class)
-    obs["missing"] = _quietly(obs, "first", lambda: _missing(model))
+    model = _attempt(obs, at, "Model()", model_class)
+    obs["missing"] = _quietly(obs, at, lambda: _missing(model))
     if obs["missing"]:
-        return
-    w, b = model.w, model.b
+        raise _Stop
+    return model_class, model, model.w, model.b
+
+
+def probe_model_variables(ns: Namespace, obs: Observation, stand_ins: Any) -> None:
+    model_class, _, w, b = _student_model(obs, ns, "first")
     obs["variables"] = _quietly(obs, "first", lambda: {"w": _describe_variable(w), "b": _describe_variable(b)})
     other = _attempt(obs, "second", "Model()", model_class)
     obs["second_missing"] = _quietly(obs, "second", lambda: _missing(other))
@@ -143,12 +148,7 @@ def probe_model_variables(ns: Namespace, obs: Observation, stand_ins: Any) -> No
 
 
 def probe_model_output(ns: Namespace, obs: Observation, stand_ins: Any) -> None:
-    model_class = _lookup(obs, ns, "Model")
-    model = _attempt(obs, "model", "Model()", model_class)
-    obs["missing"] = _quietly(obs, "model", lambda: _missing(model))
-    if obs["missing"]:
-        return
-    w, b = model.w, model.b
+    _, model, w, b = _student_model(obs, ns, "model")
     obs["types"] = {"w": type(w).__name__, "b": type(b).__name__}
     obs["is_variable"] = {"w": _isinstance(w, _Variable), "b": _isinstance(b, _Variable)}
     if not (obs["is_variable"]["w"] and obs["is_variable"]["b"]):

@@ -1,7 +1,8 @@
 """The hostile catalog, graded in one cohort with honest students through `coursekit grade`.
 
 Every hostile submission must earn exactly what its honest parts are worth, and the honest students must
-get exactly the grades they get when graded alone.
+get exactly the grades they get when graded alone. Where a trick prints, displays or forges results, the
+autograded test cells must hold the judge's verdict alone. docs/security-judging.md explains each defence.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import pytest
 
 from coursekit import ASSIGNMENT, cohort, scores
 from coursekit.course import Course
+from coursekit.judge import TAMPERED
 
-from .adversarial.catalog import ALL, CATALOG
+from .adversarial.catalog import ALL, CATALOG, Hostile
 from .conftest import copy_course
 
 pytestmark = pytest.mark.slow
@@ -68,6 +70,7 @@ def honest_alone(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
 def test_the_catalog_is_big_enough() -> None:
     assert len(CATALOG) >= 25
     assert len({h.student_id for h in CATALOG}) == len(CATALOG)
+    assert all(set(h.tampered) <= set(h.loses) for h in CATALOG)
 
 
 def test_grading_finishes_and_names_every_rejected_file(hostile_run: Run) -> None:
@@ -88,6 +91,23 @@ def test_each_hostile_submission_earns_exactly_its_honest_part(
     expected = {cell: 0.0 if hostile.loses == ALL or cell in hostile.loses else points
                 for cell, points in maxima.items()}
     assert scores.cell_scores(course.db_url).get(hostile.student_id) == expected, hostile.story
+
+
+@pytest.mark.parametrize("hostile", [h for h in CATALOG if h.verdict_only], ids=lambda h: h.student_id)
+def test_the_autograded_test_cells_hold_only_the_judges_verdict(hostile_run: Run, hostile: Hostile) -> None:
+    course, _ = hostile_run
+    path = course.autograded / hostile.student_id / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    test_cells = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade")
+                  and not c.metadata["nbgrader"].get("solution")]
+    assert len(test_cells) == len(scores.max_cell_points(course.db_url))
+    for cell in test_cells:
+        grade_id = cell.metadata["nbgrader"]["grade_id"]
+        assert len(cell.outputs) == 1, (grade_id, cell.outputs)
+        if grade_id in hostile.loses:
+            assert cell.outputs[0].output_type == "error", (grade_id, cell.outputs[0])
+            # A forger's record was there and was refused, not merely malformed; other failures are judged.
+            assert (cell.outputs[0].evalue == TAMPERED) == (grade_id in hostile.tampered), (grade_id, cell.outputs[0])
 
 
 def test_honest_students_get_what_they_get_alone(

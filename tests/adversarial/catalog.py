@@ -25,6 +25,9 @@ WRONG_MODEL = MODEL.replace("w = tf.Variable(1.0)", "w = tf.Variable(4.0)").repl
                                                                                      "b = tf.Variable(1.0)")
 WRONG_LOSS = LOSS.replace("reduce_mean", "reduce_sum")  # loses test_loss_values
 WRONG_TRAIN = TRAIN.replace("learning_rate * dw", "dw").replace("learning_rate * db", "db")  # loses test_train_step
+_DEMO = {student.student_id: student for student in cohort.STUDENTS}
+ROOT_MEAN_LOSS = _DEMO["loss_sqrt"].loss  # the square root of the MSE: loses test_loss_values
+NUMPY_LOSS = _DEMO["loss_numpy"].loss  # no gradient flows: loses test_loss_properties
 AFTER_TRAIN = ("test_train_step", "test_train_state", "test_convergence_fit", "test_convergence_history",
                "test_plot_history", "test_plot_loss_weights")
 
@@ -39,6 +42,10 @@ class Hostile:
     train: str = TRAIN
     edit: Callable[[NotebookNode], None] | None = None  # changes the filled notebook in place
     raw: Callable[[NotebookNode], bytes | None] | None = None  # the file's bytes instead (None: no file)
+    # The autograded test cells hold the judge's verdict alone: whatever the trick printed or displayed is gone.
+    verdict_only: bool = False
+    # Lost cells whose verdict must be the judge's refusal of a tampered cell (coursekit.judge.TAMPERED).
+    tampered: tuple[str, ...] = ()
 
     def build(self, release: NotebookNode) -> bytes | None:
         notebook = cohort.fill(release, cohort.Student(self.student_id, self.story, self.model, self.loss,
@@ -65,10 +72,12 @@ def _set_test_sources(source: str) -> Callable[[NotebookNode], None]:
     return edit
 
 
-def _points(points: float) -> Callable[[NotebookNode], None]:
+def _points(points: float, ungraded: str = "") -> Callable[[NotebookNode], None]:
     def edit(notebook: NotebookNode) -> None:
         for cell in _test_cells(notebook):
             cell.metadata.nbgrader["points"] = points
+            if cell.metadata.nbgrader["grade_id"] == ungraded:
+                cell.metadata.nbgrader["grade"] = False
     return edit
 
 
@@ -110,6 +119,88 @@ def _forge():
     fake = {"passed": True, "points": 1000, "grade_id": "test_model_variables", "w": 1.0, "b": 4.0}
     for mime in ("application/vnd.coursekit.observation+json", "application/json", "text/plain"):
         publish_display_data({mime: fake if mime.endswith("json") else "Hidden tests passed"})
+'''
+
+# Every comparison a check could lean on, patched at once in the loss cell.
+PATCH_HELPERS = '''
+import builtins, math, numpy, numpy.testing
+numpy.allclose = lambda *a, **k: True
+numpy.isclose = lambda *a, **k: True
+numpy.array_equal = lambda *a, **k: True
+numpy.testing.assert_allclose = lambda *a, **k: None
+numpy.testing.assert_array_almost_equal = lambda *a, **k: None
+math.isclose = lambda *a, **k: True
+math.isfinite = lambda *a, **k: True
+tf.debugging.assert_near = lambda *a, **k: None
+tf.debugging.assert_equal = lambda *a, **k: None
+builtins.round = lambda *a, **k: 0
+'''
+
+# A NumPy loss blocks gradients (it loses test_loss_properties); this patch makes every missing gradient a zero,
+# so an observer that called the patched method would see gradients flow. Training itself is unchanged.
+PATCH_GRADIENT = '''
+_real_gradient = tf.GradientTape.gradient
+def _always_a_gradient(self, target, sources, *args, **kwargs):
+    grads = _real_gradient(self, target, sources, *args, **kwargs)
+    if isinstance(grads, (list, tuple)):
+        return [tf.zeros_like(s) if g is None else g for g, s in zip(grads, sources)]
+    return tf.zeros_like(sources) if grads is None else grads
+tf.GradientTape.gradient = _always_a_gradient
+'''
+
+SWALLOW_AND_PRINT = '''
+_ip = get_ipython()
+_ip.set_custom_exc((BaseException,), lambda shell, etype, evalue, tb, tb_offset=None: print("Hidden tests passed:"))
+_ip.showtraceback = lambda *a, **k: print("Hidden tests passed:")
+_ip._showtraceback = lambda *a, **k: None
+'''
+
+FAKE_PASS_HOOK = '''
+_real_loss = loss
+def loss(predicted_y, target_y):
+  print("Hidden tests passed:\\n  ✓ loss([1, 2, 3, 4], [2, 2, 5, 0]) == 5.25")
+  return _real_loss(predicted_y, target_y)
+
+get_ipython().events.register("post_run_cell", lambda result: print("Hidden tests passed:\\n  ✓ all of them"))
+'''
+
+# A forger that knows the observer's inputs and the bundle's format, and copies this run's nonce from the cell's
+# own source after it ran: the cell then holds two records, and earns nothing.
+NONCE_FORGE = '''
+import re as _re
+import numpy as _np
+from IPython.display import display as _display
+
+def _forge(result):
+    source = result.info.raw_cell
+    nonce = _re.search(r"nonce='(\\w+)'", source)
+    if nonce is None or "test_loss_values" not in source:
+        return
+    from grader_observe import MIME, inputs
+    def mse(p, t):
+        value = float(_np.mean(_np.square(p.astype(_np.float64) - t.astype(_np.float64))))
+        return {"shape": [], "size": 1, "data": [value]}
+    observation = {"known": mse(*inputs.LOSS_KNOWN), "random": [mse(p, t) for _, p, t in inputs.loss_random()]}
+    bundle = {"grade_id": "test_loss_values", "nonce": nonce.group(1), "observation": observation}
+    _display({MIME: bundle, "text/plain": "forged"}, raw=True)
+
+get_ipython().events.register("post_run_cell", _forge)
+'''
+# The same forger, clearing the cell's output first so that its record is the only one.
+CLEAR_AND_NONCE_FORGE = NONCE_FORGE.replace(
+    "    _display({MIME: bundle",
+    "    from IPython.display import clear_output\n    clear_output()\n    _display({MIME: bundle",
+)
+
+PATCH_CHECKS = '''
+try:
+    import grader_tests.checks as _checks
+    import grader_tests.reference as _reference
+    _checks.judge = lambda grade_id, observation: _checks.Result("passed", True, "forged")
+    _checks.CHECKS.clear()
+    IMPORTED_REFERENCE = True
+except ImportError:
+    IMPORTED_REFERENCE = False
 '''
 
 READ_SECRETS = '''import glob, os
@@ -187,12 +278,13 @@ CATALOG: tuple[Hostile, ...] = (
     Hostile("tamper_delete_tests", "correct work with every test cell deleted", loses=(), edit=_delete_test_cells),
     Hostile("tamper_delete_train_tests", "wrong train, its test cells deleted", loses=("test_train_step",),
             train=WRONG_TRAIN, edit=_hide_train_loop),
-    Hostile("tamper_blank_tests", "correct work with every test cell blanked", loses=(), edit=_set_test_sources("")),
+    Hostile("tamper_blank_tests", "root-mean loss with every test cell blanked", loses=("test_loss_values",),
+            loss=ROOT_MEAN_LOSS, edit=_set_test_sources("")),
     Hostile("tamper_pass_tests", "wrong model, test cells replaced by a print", loses=("test_model_variables",),
             model=WRONG_MODEL, edit=_set_test_sources("print('All visible tests passed for this cell.')")),
     Hostile("tamper_points", "correct work, every test cell worth 1000 points", loses=(), edit=_points(1000)),
-    Hostile("tamper_points_wrong_loss", "wrong loss, every test cell worth 1000 points",
-            loses=("test_loss_values",), loss=WRONG_LOSS, edit=_points(1000)),
+    Hostile("tamper_points_wrong_loss", "wrong loss, every test cell worth 1000 points, the loss's marked not graded",
+            loses=("test_loss_values",), loss=WRONG_LOSS, edit=_points(1000, ungraded="test_loss_values")),
     Hostile("tamper_strip_metadata", "wrong model, test cells' nbgrader metadata removed and replaced by prints",
             loses=("test_model_variables",), model=WRONG_MODEL, edit=_strip_test_metadata),
     # ---- fooling the checks from inside the kernel
@@ -212,6 +304,10 @@ CATALOG: tuple[Hostile, ...] = (
     Hostile("patch_builtins", "wrong loss; builtins round and print patched", loses=("test_loss_values",),
             loss=_prefix("import builtins\nbuiltins.round = lambda *a: 0\n"
                          "builtins.print = lambda *a, **k: None", WRONG_LOSS)),
+    Hostile("patch_every_helper", "root-mean loss; numpy's, math's and tf.debugging's comparisons and round patched",
+            loses=("test_loss_values",), loss=ROOT_MEAN_LOSS + "\n" + PATCH_HELPERS),
+    Hostile("patch_gradient", "NumPy loss; tf.GradientTape.gradient turns missing gradients into zeros",
+            loses=("test_loss_properties",), loss=NUMPY_LOSS + "\n" + PATCH_GRADIENT),
     Hostile("patch_assertionerror", "wrong model; AssertionError made harmless", loses=("test_model_variables",),
             model=_prefix("import builtins\nclass _Quiet(Exception):\n    pass\nbuiltins.AssertionError = _Quiet",
                           WRONG_MODEL)),
@@ -221,14 +317,24 @@ CATALOG: tuple[Hostile, ...] = (
     Hostile("swallow_showtraceback", "wrong train; showtraceback overridden", loses=("test_train_step",),
             train=_prefix("_ip = get_ipython()\n_ip.showtraceback = lambda *a, **k: None\n"
                           "_ip._showtraceback = lambda *a, **k: None", WRONG_TRAIN)),
+    Hostile("swallow_and_print", "root-mean loss; every exception and traceback prints that the hidden tests passed",
+            loses=("test_loss_values",), loss=ROOT_MEAN_LOSS + "\n" + SWALLOW_AND_PRINT, verdict_only=True),
     Hostile("fake_pass_output", "wrong model whose __call__ prints that the hidden tests passed",
             loses=("test_model_variables",),
             model=WRONG_MODEL.replace("  def __call__(self, x):\n",
                                       "  def __call__(self, x):\n" + "\n".join(
                                           "    " + line for line in FAKE_PASS.splitlines()) + "\n")),
+    Hostile("fake_pass_hook", "root-mean loss that prints a pass, and a post-run hook that prints one after every cell",
+            loses=("test_loss_values",), loss=ROOT_MEAN_LOSS + "\n" + FAKE_PASS_HOOK, verdict_only=True),
     Hostile("forge_observation", "wrong model whose __call__ publishes fake results as display data",
             loses=("test_model_variables",),
             model=FORGE + _first_in_call("    _forge()", WRONG_MODEL)),
+    Hostile("forge_with_nonce", "root-mean loss; a post-run hook copies the nonce from the cell and displays a "
+            "correct loss's observation", loses=("test_loss_values",), loss=ROOT_MEAN_LOSS + "\n" + NONCE_FORGE,
+            verdict_only=True, tampered=("test_loss_values",)),
+    Hostile("forge_after_clearing", "the same hook, clearing the cell's output before it displays the forgery",
+            loses=("test_loss_values",), loss=ROOT_MEAN_LOSS + "\n" + CLEAR_AND_NONCE_FORGE,
+            verdict_only=True, tampered=("test_loss_values",)),
     Hostile("silence_stdout", "wrong model; stdout and stderr sent to /dev/null", loses=("test_model_variables",),
             model=_prefix("import os, sys\nsys.stdout = open(os.devnull, 'w')\nsys.stderr = sys.stdout", WRONG_MODEL)),
     # ---- reaching for what the grader keeps
@@ -238,6 +344,8 @@ CATALOG: tuple[Hostile, ...] = (
             loses=("test_loss_values",),
             loss="try:\n    from grader_tests.reference import loss\nexcept Exception:\n"
                  + "\n".join("    " + line for line in WRONG_LOSS.splitlines())),
+    Hostile("patch_checks", "root-mean loss; imports the checks and makes every one pass",
+            loses=("test_loss_values",), loss=ROOT_MEAN_LOSS + "\n" + PATCH_CHECKS),
     Hostile("write_gradebook", "correct work that rewrites and corrupts every gradebook.db it finds", loses=(),
             train=TRAIN + "\n\n" + WRITE_GRADEBOOK),
     Hostile("network", "correct work that tries the network", loses=(), model=MODEL + "\n\n" + NETWORK),

@@ -29,7 +29,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS_DIR = REPO_ROOT / "artifacts" / "browser"
 # Debian's Chromium: Playwright's own browser download cannot reach its CDN here.
-# tests/browser/install_browser.sh installs it.
+# `bash tests/install_debian_package.sh chromium` installs it.
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",  # we run as root in CI containers
@@ -188,7 +188,10 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) ->
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} not found: run tests/browser/install_browser.sh (or set CHROMIUM=/path/to/chromium)")
+        pytest.fail(
+            f"{CHROMIUM} not found: run `bash tests/install_debian_package.sh chromium` as root"
+            " (or set CHROMIUM=/path/to/chromium)"
+        )
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:

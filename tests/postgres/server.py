@@ -1,6 +1,6 @@
 """A throwaway PostgreSQL server for the tests: its own cluster in a temp dir, on loopback, removed after.
 
-Uses Debian's `postgresql` package (tests/postgres/install_postgres.sh installs it). PostgreSQL refuses to
+Uses Debian's `postgresql` package (`tests/install_debian_package.sh postgresql` installs it). PostgreSQL refuses to
 run as root, so as root the cluster belongs to the package's unprivileged `postgres` user.
 """
 
@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-SETUP_HINT = "run `bash tests/postgres/install_postgres.sh` (as root), which `make test` runs first"
+SETUP_HINT = "run `bash tests/install_debian_package.sh postgresql` (as root), which `make test` runs first"
 DATABASE = "gradebook"
 ROLE = "coursekit"
 
