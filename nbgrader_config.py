@@ -6,7 +6,6 @@ from pathlib import Path
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (
     AssignLatePenalties,
-    CheckCellMetadata,
     ClearHiddenTests,
     ClearOutput,
     DeduplicateIds,
@@ -21,6 +20,7 @@ from nbgrader.preprocessors import (
 from coursekit import COURSE_ID
 from coursekit.course import DB_URL_ENV
 from coursekit.judge import JudgeObservations, ObservedExecute
+from coursekit.metadata_check import CheckCellMetadataCached
 from coursekit.preprocessors import ReplayExecution, SanitizeTestOutputs
 from coursekit.restore_cells import RestoreAssignmentCells
 
@@ -39,6 +39,8 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 # A cell may train for a while, never forever (tests set a few seconds). A timeout or a dead kernel costs
 # that cell and the ones after it only (coursekit/runaway.py, under ObservedExecute): docs/security.md.
 c.Execute.timeout = int(os.environ.get("COURSEKIT_CELL_TIMEOUT", "120"))
+# Every output has arrived when the last cell is done: end the kernel at once rather than asking it to.
+c.Execute.shutdown_kernel = "immediate"
 # The observer binds the helpers it relies on when it is imported: before any student code, in cold kernels
 # too (warm kernels import it in the Zygote already). docs/security-judging.md.
 c.Execute.extra_arguments = ["--IPKernelApp.exec_lines=import grader_observe.kernel"]
@@ -56,7 +58,7 @@ c.Autograde.sanitize_preprocessors = [
     OverwriteKernelspec,
     RestoreAssignmentCells,
     OverwriteCells,
-    CheckCellMetadata,
+    CheckCellMetadataCached,
 ]
 
 # nbgrader's autograde steps: execution observes (coursekit/judge.py), then the judge decides each test cell
@@ -70,8 +72,12 @@ c.Autograde.autograde_preprocessors = [
     LimitOutput,
     SaveAutoGrades,
     AssignLatePenalties,
-    CheckCellMetadata,
+    CheckCellMetadataCached,
 ]
+# A worker of `coursekit grade` (coursekit/workers.py) executes and judges only: the one writer replays its
+# outputs through every step above and records the grades, so scoring here would be thrown away.
+if os.environ.get("COURSEKIT_EXECUTE_ONLY"):
+    c.Autograde.autograde_preprocessors = [ObservedExecute, JudgeObservations, SanitizeTestOutputs, LimitOutput]
 
 # Feedback shows each check's message, never the hidden tests' source.
 c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]

@@ -17,6 +17,7 @@ there, in the grader process:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from typing import Any
@@ -25,7 +26,7 @@ from nbformat import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from grader_observe import MIME
+from grader_observe import MIME, inputs, part_digest
 from grader_tests import checks, stand_ins_source
 
 from .runaway import RUNAWAY_ERRORS, GuardedExecute
@@ -36,6 +37,7 @@ TAMPERED = (
     "this cell holds more than one record of the hidden tests, or its output was cleared while it ran: "
     "something other than the hidden tests wrote to it, so it earns nothing."
 )
+PART_OF = {grade_id: part for part, grade_ids in inputs.PART_GRADE_IDS.items() for grade_id in grade_ids}
 NOT_RUN = (
     "the hidden tests did not run in this cell: the kernel stopped or your code kept them from running. "
     "Run your notebook from the top and make sure every cell finishes."
@@ -55,11 +57,16 @@ def is_observed(cell: NotebookNode) -> bool:
     )
 
 
-def inject(source: str, nonce: str, stand_ins: str) -> str:
-    """The hidden region's observe call, with this run's nonce and the stand-in parts' source as arguments."""
+def inject(source: str, nonce: str, stand_ins: str, known: dict[str, str] | None = None) -> str:
+    """The hidden region's observe call, with this run's nonce and the stand-in parts' source as arguments.
+
+    `known`: the judge's verdicts so far on part observations, by digest; the observer then computes only
+    the training run the judge will pick (grader_observe.kernel._wanted).
+    """
+    extra = f", known={known!r}" if known else ""
     return OBSERVE_CALL.sub(
         lambda m: f"observe({m.group(1)}{m.group('grade_id')}{m.group(1)}, globals(), "
-        f"nonce={nonce!r}, stand_ins={stand_ins!r})",
+        f"nonce={nonce!r}, stand_ins={stand_ins!r}{extra})",
         source,
     )
 
@@ -68,22 +75,44 @@ class ObservedExecute(GuardedExecute):
     """nbgrader's Execute, with a per-run nonce and the stand-ins injected into hidden regions for the run only."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]):
-        nonce = secrets.token_hex(16)
-        stand_ins = stand_ins_source()
-        originals: dict[int, str] = {}
-        for index, cell in enumerate(nb.cells):
-            if is_observed(cell):
-                originals[index] = cell.source
-                cell.source = inject(cell.source, nonce, stand_ins)
+        self._nonce = nonce = secrets.token_hex(16)
+        self._stand_ins = stand_ins_source()
+        self._originals: dict[int, str] = {index: cell.source for index, cell in enumerate(nb.cells)
+                                           if is_observed(cell)}
+        self._parts_seen: dict[str, dict[str, Any]] = {part: {} for part in inputs.PARTS}
         self._cleared: set[int] = set()
         resources[RESOURCE_KEY] = {"nonce": nonce}
         try:
             nb, resources = super().preprocess(nb, resources)
         finally:
-            for index, source in originals.items():
+            for index, source in self._originals.items():
                 nb.cells[index].source = source
         resources[RESOURCE_KEY]["cleared"] = sorted(self._cleared)
         return nb, resources
+
+    def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int):
+        if index not in self._originals:
+            return super().preprocess_cell(cell, resources, index)
+        grade_id = cell.metadata.nbgrader["grade_id"]
+        known = self._known() if grade_id in inputs.RUN_GRADE_IDS else None
+        cell.source = inject(self._originals[index], self._nonce, self._stand_ins, known)
+        cell, resources = super().preprocess_cell(cell, resources, index)
+        part = PART_OF.get(grade_id)
+        observed = observations_of(cell, grade_id, self._nonce)
+        if part is not None and len(observed) == 1 and index not in self._cleared:
+            self._parts_seen[part][grade_id] = observed[0]
+        return cell, resources
+
+    def _known(self) -> dict[str, str]:
+        """The verdict on each part whose cells all ran, by the digest of its observations (see `inject`)."""
+        known = {}
+        for part, grade_ids in inputs.PART_GRADE_IDS.items():
+            seen = self._parts_seen[part]
+            if all(grade_id in seen for grade_id in grade_ids):
+                observed = {grade_id: seen[grade_id] for grade_id in grade_ids}
+                with contextlib.suppress(Exception):  # an observation JSON cannot hold: no shortcut for it
+                    known[part_digest(observed)] = checks.part_status({"parts": {part: observed}}, part)
+        return known
 
     def clear_output(self, outs: list[NotebookNode], msg: dict[str, Any], cell_index: int) -> None:
         # Clearing is how code running after the observer (an IPython post_run_cell hook, say) could replace

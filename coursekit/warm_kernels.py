@@ -15,7 +15,9 @@ notebook's `python3` kernel a warm one.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gc
 import json
 import os
 import select
@@ -39,11 +41,35 @@ from .course import CourseError
 
 PROVISIONER = "coursekit-warm"
 SOCKET_ENV = "COURSEKIT_WARM_SOCKET"
-# Imported once in the parent. Not pyplot: it would fix the backend before the kernel picks its own.
+# Imported once in the parent. Not pyplot, nor the inline backend: they hook into the kernel's shell when
+# imported, and the shell exists only in the child. The rest of what the child would import on its first
+# figure and while ipykernel starts (its debugger pulls in debugpy): about 0.4 s a kernel.
 # font_manager loads the font list now: a sandboxed kernel cannot read the instructor's font cache.
 # Never the checks: a kernel must not carry them in memory; only the observer (grader_observe).
-PRELOAD = ("numpy", "tensorflow", "matplotlib", "matplotlib.font_manager", "IPython", "ipykernel.kernelapp",
-           "grader_observe.kernel")
+PRELOAD = ("numpy", "tensorflow", "matplotlib", "matplotlib.font_manager", "matplotlib.figure",
+           "matplotlib.backends.backend_agg", "IPython", "ipykernel.kernelapp", "ipykernel.ipkernel",
+           "ipykernel.debugger", "sqlite3", "pydoc", "tornado.queues", "grader_observe.kernel")
+
+
+def _warm_up_rendering() -> None:
+    """Draw and save one small figure with Agg, in the parent: fonts and text layout are loaded once, not per kernel.
+
+    No pyplot (see PRELOAD) and no thread: what the children inherit is caches only.
+    """
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure()
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    axes.scatter([0.0, 1.0], [1.0, 0.0], marker=".")
+    axes.plot([0.0, 1.0], "r--")
+    axes.legend(["a", "b"])
+    axes.set_xlabel("w")
+    axes.set_ylabel("Loss")
+    figure.savefig(io.BytesIO(), format="png", bbox_inches="tight")
 
 
 class WarmKernelError(CourseError):
@@ -165,6 +191,11 @@ def serve(socket_path: str) -> None:
 
     for module in PRELOAD:
         importlib.import_module(module)
+    _warm_up_rendering()
+    # What the parent holds now is the same in every child: out of the garbage collector's sight, so a
+    # child's full collections do not walk (and copy, page by page) the whole of TensorFlow's objects.
+    gc.collect()
+    gc.freeze()
     limits = sandbox.Limits.from_env()
     report = sandbox.probe(limits)
     folder = Path(socket_path).parent
@@ -359,7 +390,29 @@ class WarmProvisioner(LocalProvisioner):  # type: ignore[misc]
         self.process = ForkedKernelProcess(pid)
         self.pid = self.pgid = pid  # the child called setsid(): its own process group
         self.cwd = cwd
+        await self._until_bound()
         return self.connection_info
+
+    async def _until_bound(self, timeout: float = 30) -> None:
+        """Return once the kernel has bound its sockets (or died, or `timeout`): a client that connects
+        earlier is refused, retries 100 ms later, and misses the kernel's first messages, which costs
+        jupyter_client's start-up handshake another round (about 0.25 s a kernel, measured)."""
+        km = self.parent
+        if km is None or getattr(km, "transport", "") != "ipc":
+            return
+        paths = [Path(f"{km.ip}-{port}") for port in
+                 (km.shell_port, km.iopub_port, km.stdin_port, km.control_port, km.hb_port)]
+        deadline = time.monotonic() + timeout
+        while not all(path.exists() for path in paths) and time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                return
+            await asyncio.sleep(0.005)
+
+    async def wait(self) -> int | None:
+        # LocalProvisioner polls every 100 ms; a forked kernel's end is seen at once (pidfd), so look often.
+        while self.process is not None and self.process.poll() is None:
+            await asyncio.sleep(0.005)
+        return await super().wait()
 
 
 if __name__ == "__main__":

@@ -172,7 +172,7 @@ class _Executor:
         _unpack(bundle, self.root)
         # Its own temp folder, removed with the scratch course: a killed nbgrader leaves kernel connection files.
         (self.root / "tmp").mkdir()
-        env = {**WARM.env(), "TMPDIR": str(self.root / "tmp")}
+        env = {**WARM.env(), "TMPDIR": str(self.root / "tmp"), "COURSEKIT_EXECUTE_ONLY": "1"}
         self.process = AutograderProcess(self.root, env, self.root / "nbgrader.log", (_scratch_db(self.root),))
 
     def usable(self, fingerprint: str) -> bool:

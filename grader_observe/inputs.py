@@ -48,6 +48,8 @@ TRAIN_Y = (TRUE_W * TRAIN_X + TRUE_B).astype(np.float32)
 TRAIN_RATES = (0.1, 0.05, 0.3)
 
 PARTS = ("Model", "loss", "train")
+# The cells judged on a training run of the notebook's schedule (which mix of parts: the judge decides).
+RUN_GRADE_IDS = ("test_convergence_fit", "test_convergence_history")
 PART_GRADE_IDS = {
     "Model": ("test_model_variables", "test_model_output"),
     "loss": ("test_loss_values", "test_loss_properties"),

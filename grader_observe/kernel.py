@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from . import figures, inputs
+from . import figures, inputs, part_digest
 from .isolation import StudentError, call, quiet, rebind, safe_str
 
 # Taken when this module is imported, before any student code (in the warm kernels' Zygote, or at a cold
@@ -333,19 +333,49 @@ def _run(ns: Namespace, choice: tuple[str, ...], stand_ins: Any) -> dict[str, An
     return run
 
 
-def convergence_runs(ns: Namespace, stand_ins: Any) -> dict[str, dict[str, Any]]:
-    """The notebook's schedule for every mix of the student's parts and stand-ins: the judge picks the one it needs."""
+def _wanted(parts: Mapping[str, Any], known: Mapping[str, str] | None) -> set[str] | None:
+    """The one run the judge needs, when it has already judged every part on exactly these observations.
+
+    `known` maps digests of part observations the judge saw in earlier cells to 'ok', 'wrong' or 'missing'.
+    The judge decides from this cell's own observations; identical data give the same verdict, so the run
+    it will pick is known. Anything unknown (a part redefined, a Model that answers differently on a second
+    call): every run, as without `known`.
+    """
+    if not known:
+        return None
+    statuses = []
+    for part in inputs.PARTS:
+        try:
+            statuses.append(known.get(part_digest(parts[part])))
+        except Exception:
+            return None
+    if "missing" in statuses:
+        return set()  # the judge refuses before it looks at any run
+    if not all(status in ("ok", "wrong") for status in statuses):
+        return None
+    return {"/".join("student" if status == "ok" else "stand-in" for status in statuses)}
+
+
+def convergence_runs(ns: Namespace, stand_ins: Any, wanted: set[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The notebook's schedule for mixes of the student's parts and stand-ins: the judge picks the one it needs.
+
+    Every mix, or only those `wanted`; each run is computed once for the same objects.
+    """
     objects = tuple(ns.get(part) for part in inputs.PARTS)
     key = tuple(map(id, objects))
     memo = _RUN_MEMO.get(key)
-    if memo is not None and all(a is b for a, b in zip(memo[0], objects, strict=True)):
-        return memo[1]
+    runs = memo[1] if memo is not None and all(a is b for a, b in zip(memo[0], objects, strict=True)) else {}
     if stand_ins is None:
         return {}
     options = [("student", "stand-in") if part in ns else ("stand-in",) for part in inputs.PARTS]
-    runs = {"/".join(choice): _run(ns, choice, stand_ins) for choice in itertools.product(*options)}
+    mixes = ["/".join(choice) for choice in itertools.product(*options)]
+    if wanted is not None:
+        mixes = [mix for mix in mixes if mix in wanted]
+    for mix in mixes:
+        if mix not in runs:
+            runs[mix] = _run(ns, tuple(mix.split("/")), stand_ins)
     _RUN_MEMO[key] = (objects, runs)
-    return runs
+    return {mix: runs[mix] for mix in mixes}
 
 
 def _legend(axes: Any) -> list[str]:
@@ -377,9 +407,10 @@ def _names(ns: Namespace, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: number(ns[name]) if name in ns else None for name in names}
 
 
-def probe_convergence(ns: Namespace, obs: Observation, stand_ins: Any) -> None:
+def probe_convergence(ns: Namespace, obs: Observation, stand_ins: Any,
+                      known: Mapping[str, str] | None = None) -> None:
     obs["parts"] = part_observations(ns, inputs.PARTS, stand_ins)
-    obs["runs"] = convergence_runs(ns, stand_ins)
+    obs["runs"] = convergence_runs(ns, stand_ins, _wanted(obs["parts"], known))
     obs["recorded"] = {name: _floats(ns.get(name)) for name in ("list_w", "list_b", "losses")}
 
 
@@ -404,8 +435,7 @@ def probe_plot_loss_weights(ns: Namespace, obs: Observation, stand_ins: Any, rec
 
 NAMESPACE_PROBES: dict[str, Callable[[Namespace, Observation, Any], None]] = {
     **{grade_id: probe for probes in PART_PROBES.values() for grade_id, probe in probes},
-    "test_convergence_fit": probe_convergence,
-    "test_convergence_history": probe_convergence,
+    **{grade_id: probe_convergence for grade_id in inputs.RUN_GRADE_IDS},
 }
 FIGURE_PROBES: dict[str, Callable[[Namespace, Observation, Any, list[Any]], None]] = {
     "test_plot_data": probe_plot_data,
@@ -425,11 +455,17 @@ def load_stand_ins(source: str) -> dict[str, Any] | None:
 
 
 def collect(grade_id: str, ns: Namespace, stand_ins: dict[str, Any] | None,
-            recorded: list[Any] | None = None) -> Observation:
-    """Observe one grade cell: plain data only, whatever the student's code does."""
+            recorded: list[Any] | None = None, known: Mapping[str, str] | None = None) -> Observation:
+    """Observe one grade cell: plain data only, whatever the student's code does.
+
+    `known`: the judge's verdicts on part observations so far (see `_wanted`); it only saves work.
+    """
     obs: Observation = {}
     try:
-        if grade_id in NAMESPACE_PROBES:
+        if NAMESPACE_PROBES.get(grade_id) is probe_convergence:
+            with contextlib.suppress(_Stop):
+                probe_convergence(ns, obs, stand_ins, known)
+        elif grade_id in NAMESPACE_PROBES:
             with contextlib.suppress(_Stop):
                 NAMESPACE_PROBES[grade_id](ns, obs, stand_ins)
         elif grade_id in FIGURE_PROBES:
@@ -475,7 +511,8 @@ def _visible_tests_superseded() -> None:
     """Stands in for a cell's visible tests: the judge decides this cell from the observation alone."""
 
 
-def observe(grade_id: str, namespace: Namespace, *, nonce: str = "", stand_ins: str = "") -> Callable[[], None]:
+def observe(grade_id: str, namespace: Namespace, *, nonce: str = "", stand_ins: str = "",
+            known: Mapping[str, str] | None = None) -> Callable[[], None]:
     """The hidden region's call: observe, then emit one display_data the grader's judge reads."""
     __tracebackhide__ = True
     try:
@@ -488,7 +525,7 @@ def observe(grade_id: str, namespace: Namespace, *, nonce: str = "", stand_ins: 
     with _no_display(shell) as publisher:
         try:
             figures.install()
-            observation = collect(grade_id, namespace, load_stand_ins(stand_ins))
+            observation = collect(grade_id, namespace, load_stand_ins(stand_ins), known=known)
         except BaseException as exc:
             observation = {"observer_error": f"{type(exc).__name__}: {safe_str(exc)}"}
     bundle = {"grade_id": grade_id, "nonce": nonce, "observation": observation}
