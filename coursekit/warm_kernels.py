@@ -189,6 +189,9 @@ def serve(socket_path: str) -> None:
     """The warm parent: preload, say which protections hold, then fork one kernel per request until told to stop."""
     import importlib
 
+    # Before the slow imports: a grader killed during them must still be noticed (getppid() would then
+    # already name the process that adopted this one).
+    grader = os.getppid()
     for module in PRELOAD:
         importlib.import_module(module)
     _warm_up_rendering()
@@ -205,7 +208,6 @@ def serve(socket_path: str) -> None:
     listener.listen(8)
     listener.settimeout(0.5)  # wakes to enforce deadlines and reap children
     print(f"ready {report.to_json()}", flush=True)
-    grader = os.getppid()
     try:
         while os.getppid() == grader:  # a grader killed with -9 takes its kernels with it
             kernels.tend()
@@ -227,6 +229,8 @@ def serve(socket_path: str) -> None:
                 _send(conn, {"pid": pid})
     finally:
         kernels.stop()
+        if os.getppid() != grader:  # orphaned (grader or Dask worker killed): nobody else will remove the folder
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class Zygote:
@@ -287,6 +291,9 @@ def warm_environment(env: dict[str, str]) -> Iterator[dict[str, str]]:
     env = dict(env)
     # Matplotlib reads MPLBACKEND when it is imported, which now happens once, in the parent.
     env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    # The kernelspec is not in the parent's folder, which an orphaned parent removes: an orphaned nbgrader
+    # must keep finding a spec that names the (gone) parent and fail, not fall back to a plain, unsandboxed
+    # python3 kernel.
     with Zygote(env) as zygote, tempfile.TemporaryDirectory(prefix="coursekit-kernels-") as specs:
         print(zygote.report.line(), flush=True)
         if zygote.report.missing and not env.get(sandbox.ALLOW_ENV):
