@@ -132,11 +132,12 @@ def _alive(process: psutil.Process) -> bool:
 
 
 def _mid_notebook(worker_pids: Iterable[int]) -> tuple[int, list[psutil.Process]] | None:
-    """A worker process whose nbgrader is running a notebook on a kernel: its pid and every process it started."""
+    """A worker process whose executor (nbgrader) is running a notebook on a kernel: its pid and every process it
+    started."""
     for pid in worker_pids:
         try:
             family = psutil.Process(pid).children(recursive=True)
-            nbgrader = [p for p in family if p.ppid() == pid and "autograde" in p.cmdline()]
+            nbgrader = [p for p in family if p.ppid() == pid and "coursekit.autograder" in p.cmdline()]
             warm = [p for p in family if p.ppid() == pid and "coursekit.warm_kernels" in p.cmdline()]
             kernels = [p for p in family if warm and p.ppid() == warm[0].pid]
         except psutil.Error:
