@@ -48,6 +48,16 @@ class Summary:
     execution_seconds: dict[str, float] = field(default_factory=dict)
     elapsed: float = 0.0
     interrupted: bool = False
+    # (seconds into the run, graded so far) when the first batch was recorded: start-up (imports, the warm
+    # parent, the bundle) is paid once, so the rate after it is what a bigger cohort gets.
+    first_recorded: tuple[float, int] | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def steady_rate(self) -> float | None:
+        """Seconds per submission after the first recorded batch, or None when there is too little to tell."""
+        if self.first_recorded is None or len(self.graded) - self.first_recorded[1] < 2:
+            return None
+        return (self.elapsed - self.first_recorded[0]) / (len(self.graded) - self.first_recorded[1])
 
     @property
     def done(self) -> int:
@@ -62,9 +72,13 @@ class Summary:
         ]
         if self.total > self.done:
             lines.append(f"{'not graded (stopped)':22}{self.total - self.done:>9}")
+        steady = self.steady_rate()
         lines.append(f"time: {self.elapsed:.0f} s, {self.elapsed / n:.2f} s per submission"
-                     + (f" (executing: {sum(self.execution_seconds.values()) / len(self.execution_seconds):.2f} s"
-                        " per submission on a worker)" if self.execution_seconds else ""))
+                     + (f" (first grade after {self.first_recorded[0]:.0f} s, then {steady:.2f} s per submission)"
+                        if self.first_recorded and steady else ""))
+        if self.execution_seconds:
+            lines.append(f"executing: {sum(self.execution_seconds.values()) / len(self.execution_seconds):.2f} s "
+                         "per submission on a worker")
         if self.failed:
             width = max(len(s) for s in self.failed)
             lines += ["", f"{'failed':{width}}  {'why':26}  detail"]
@@ -169,7 +183,7 @@ def grade(
     scratch = Path(tempfile.mkdtemp(prefix="coursekit-grade-"))
     run: _Run | None = None
     writer: Writer | None = None
-    start = time.monotonic()
+    start = summary.started = time.monotonic()
     try:
         _check_released(course)
         writer = Writer(course, scratch / "replay", scratch / "writer.log")
@@ -305,6 +319,8 @@ class _Run:
             if reply is None:
                 self.writer.in_flight = 0
                 raise CourseError(f"the gradebook writer stopped; its log:\n{self.writer.log_tail()}")
+            if self.summary.first_recorded is None and reply["ok"]:
+                self.summary.first_recorded = (time.monotonic() - self.summary.started, len(reply["ok"]))
             self.summary.graded += reply["ok"]
             for student, reason in reply["failed"].items():
                 self.summary.failed[student] = (WRITER_ERROR, reason)

@@ -49,11 +49,18 @@ def test_the_summary_says_how_many_were_graded_and_why_the_others_failed() -> No
                               failed={"bob": (NBGRADER_ERROR, "NotebookValidationError: 'cells'")},
                               execution_seconds={"ann": 1.5, "cat": 2.5})
     table = summary.table()
+    assert "first grade after" not in table  # too few recorded after the first to tell a rate
     assert "graded                        2" in table
     assert "failed                        1" in table
     assert "not graded (stopped)          1" in table
     assert "3.33 s per submission" in table and "2.00 s per submission on a worker" in table
     assert "bob  nbgrader error" in table and "NotebookValidationError" in table
+
+
+def test_the_summary_gives_the_rate_after_start_up() -> None:
+    summary = grading.Summary(total=10, graded=[f"s{i}" for i in range(10)], elapsed=30.0, first_recorded=(12.0, 2))
+    assert summary.steady_rate() == pytest.approx(18.0 / 8)
+    assert "first grade after 12 s, then 2.25 s per submission" in summary.table()
 
 
 def test_progress_prints_counts_and_an_eta_a_line_per_change_when_not_a_terminal() -> None:
