@@ -289,13 +289,13 @@ def execute_chunk(
             return results
         for student in runnable:
             executed = executor.root / "autograded" / student / ASSIGNMENT / NOTEBOOK
-            if student in reply["failed"]:
-                results[student] = ChunkResult(student, None, NBGRADER_ERROR, reply["failed"][student], seconds)
-            elif executed.is_file():
+            # The notebook decides, not nbgrader's log: a runaway cell logs an error ("Kernel died ...") that
+            # GuardedExecute has turned into that cell's output, and the notebook is written all the same.
+            if executed.is_file():
                 results[student] = ChunkResult(student, executed.read_bytes(), seconds=seconds)
             else:
-                results[student] = ChunkResult(student, None, NBGRADER_ERROR, "nbgrader wrote no autograded notebook",
-                                               seconds)
+                reason = reply["failed"].get(student, "nbgrader wrote no autograded notebook")
+                results[student] = ChunkResult(student, None, NBGRADER_ERROR, reason, seconds)
         return results
     finally:
         for folder in folders:
