@@ -4,7 +4,8 @@
 `AutogradeApp` once with the course's config (plus the options), then reads one JSON list of student ids a
 line on stdin and runs nbgrader's `Autograde` converter for each (what
 `nbgrader autograde ASSIGNMENT --force --student ID` runs), replying one JSON line a batch on stdout:
-{"ok": [ids], "failed": {id: reason}}. It ends when stdin closes.
+{"ok": [ids], "failed": {id: reason}}, where failed means nbgrader raised or logged an error. It ends when
+stdin closes.
 
 The kit runs it in two places (coursekit/grading.py, coursekit/workers.py):
 - the one gradebook writer, in the real course with COURSEKIT_REPLAY_DIR set, so `Execute` is
