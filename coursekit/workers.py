@@ -215,7 +215,7 @@ class _Executors:
         with self._lock:
             executor = self._by_thread.get(thread)
         if executor is not None and not executor.usable(fingerprint):
-            executor.close(kill=executor.process.process.poll() is None and executor.fingerprint != fingerprint)
+            executor.close()  # idle between chunks: it ends as soon as its stdin closes
             executor = None
         if executor is None:
             executor = _Executor(bundle, fingerprint)

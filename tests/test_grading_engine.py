@@ -81,3 +81,34 @@ def test_chunk_results_travel_as_plain_data() -> None:
 
     result = ChunkResult("ann", b"{}", seconds=1.0)
     assert pickle.loads(pickle.dumps(result)) == result
+
+
+@pytest.mark.slow
+def test_an_executor_replaced_mid_run_grades_like_the_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Executors are replaced after RECYCLE_AFTER submissions; the next one picks up where it left off."""
+    from coursekit import ASSIGNMENT, cohort, scores
+
+    from .conftest import copy_course
+
+    students = ["correct_reference", "loss_sum", "model_no_bias"]
+    course = copy_course(tmp_path)
+    course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
+    for student in students:
+        course.submit(student, course.demo_notebook(student))
+    started: list[Path] = []
+    original = workers._Executor.__init__
+
+    def counting(self: workers._Executor, bundle: dict[str, bytes], fingerprint: str) -> None:
+        original(self, bundle, fingerprint)
+        started.append(self.root)
+
+    monkeypatch.setattr(workers._Executor, "RECYCLE_AFTER", 1)
+    monkeypatch.setattr(workers._Executor, "__init__", counting)
+    monkeypatch.chdir(course.root)  # the warm parent takes the course's environment from here
+    summary = grading.grade_course(course, force=True, workers=1, chunk=1, out=io.StringIO())
+
+    assert sorted(summary.graded) == sorted(students) and not summary.failed
+    assert len(started) == len(students)  # one executor a submission: each replaced the one before
+    assert not [root for root in started if root.exists()], "a replaced executor left its scratch course"
+    expected = cohort.expected_scores(scores.max_cell_points(course.db_url))
+    assert scores.cell_scores(course.db_url) == {s: expected[s] for s in students}
