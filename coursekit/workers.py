@@ -223,10 +223,6 @@ class _Executors:
                 self._by_thread[thread] = executor
         return executor
 
-    def forget(self, executor: _Executor) -> None:
-        with self._lock:
-            self._by_thread = {t: e for t, e in self._by_thread.items() if e is not executor}
-
     def close(self) -> None:
         with self._lock:
             executors, self._by_thread = list(self._by_thread.values()), {}
@@ -279,8 +275,7 @@ def execute_chunk(
             raise ChunkStopped
         seconds = (time.monotonic() - start) / len(runnable)
         if reply is None:
-            EXECUTORS.forget(executor)
-            executor.close()
+            executor.close()  # the thread's next chunk finds it ended and starts another
             code = executor.process.process.returncode
             why = f"killed by {signal.Signals(-code).name} (out of memory?)" if code and code < 0 else \
                 f"ended with exit code {code}"
