@@ -23,6 +23,7 @@ from coursekit.judge import JudgeObservations, ObservedExecute
 from coursekit.metadata_check import CheckCellMetadataCached
 from coursekit.preprocessors import ReplayExecution, SanitizeTestOutputs
 from coursekit.restore_cells import RestoreAssignmentCells
+from coursekit.routes import RefusingExporter, autograde_route
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -45,9 +46,12 @@ c.Execute.shutdown_kernel = "immediate"
 # too (warm kernels import it in the Zygote already). docs/security-judging.md.
 c.Execute.extra_arguments = ["--IPKernelApp.exec_lines=import grader_observe.kernel"]
 
-# Set by `coursekit grade` when workers have executed the notebooks already (coursekit/workers.py).
-replay_from = os.environ.get("COURSEKIT_REPLAY_DIR")
-c.ReplayExecution.executed_root = replay_from or ""
+# Who runs this autograde (coursekit/routes.py): the kit's sandboxed kernels ("warm"), its gradebook writer,
+# which never executes ("replay"), plain kernels the instructor chose for trusted notebooks ("unsandboxed"),
+# or nobody: plain `nbgrader autograde` and formgrader's Autograde button are refused, pointing to `make grade`.
+route = autograde_route(os.environ)
+if route is None:
+    c.Autograde.exporter_class = RefusingExporter
 
 # nbgrader's first (sanitizing) pass, with deleted or re-labelled assignment cells put back before
 # OverwriteCells restores their source from the gradebook (coursekit/restore_cells.py).
@@ -64,7 +68,7 @@ c.Autograde.sanitize_preprocessors = [
 # nbgrader's autograde steps: execution observes (coursekit/judge.py), then the judge decides each test cell
 # in this process, then the kit's SanitizeTestOutputs.
 c.Autograde.autograde_preprocessors = [
-    ReplayExecution if replay_from else ObservedExecute,
+    ReplayExecution if route == "replay" else ObservedExecute,
     JudgeObservations,
     SanitizeTestOutputs,
     IgnorePattern,
@@ -76,7 +80,7 @@ c.Autograde.autograde_preprocessors = [
 ]
 # A worker of `coursekit grade` (coursekit/workers.py) executes and judges only: the one writer replays its
 # outputs through every step above and records the grades, so scoring here would be thrown away.
-if os.environ.get("COURSEKIT_EXECUTE_ONLY"):
+if os.environ.get("COURSEKIT_EXECUTE_ONLY") and route != "replay":
     c.Autograde.autograde_preprocessors = [ObservedExecute, JudgeObservations, SanitizeTestOutputs, LimitOutput]
 
 # Feedback shows each check's message, never the hidden tests' source.

@@ -1,17 +1,18 @@
 """A long-lived `nbgrader autograde`: student ids in, one outcome each out. Pays nbgrader's imports once.
 
 `python -m coursekit.autograder [nbgrader options]`, started in a course directory, initialises nbgrader's
-`AutogradeApp` once with the course's config (plus the options), then reads one JSON list of student ids a
-line on stdin and runs nbgrader's `Autograde` converter for each (what
-`nbgrader autograde ASSIGNMENT --force --student ID` runs), replying one JSON line a batch on stdout:
+`AutogradeApp` once with the course's config (plus the options), then reads one batch a line on stdin and runs
+nbgrader's `Autograde` converter for each student in it (what `nbgrader autograde ASSIGNMENT --force --student
+ID` runs, with the id taken literally: coursekit/routes.py), replying one JSON line a batch on stdout:
 {"ok": [ids], "failed": {id: reason}}, where failed means nbgrader raised or logged an error. It ends when
 stdin closes.
 
 The kit runs it in two places (coursekit/grading.py, coursekit/workers.py):
-- the one gradebook writer, in the real course with COURSEKIT_REPLAY_DIR set, so `Execute` is
-  `ReplayExecution` and the outputs come from the workers;
 - each worker's executor, in a scratch course with a structure-only gradebook, with warm kernels: an
-  `nbgrader` process per chunk would pay 3-7 s of imports each time.
+  `nbgrader` process per chunk would pay 3-7 s of imports each time. A batch is a JSON list of ids.
+- the one gradebook writer, in the real course with COURSEKIT_REPLAY_DIR set. It never executes: a batch is
+  {id: {"sha256": digest of the submitted bytes a worker executed, "executed": that worker's autograded
+  notebook}}, and a submission whose bytes or cells do not match fails with the reason (`ReplayAutograde`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import logging
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -47,7 +49,8 @@ def _reason(messages: list[str]) -> str:
     for message in reversed(messages):
         lines = [line.strip() for line in message.splitlines() if line.strip()]
         if len(lines) > 1 and lines[0].startswith("Traceback"):
-            return lines[-1][:300]
+            # The kit's own refusals read better without their module's path.
+            return re.sub(r"^coursekit\.(?:\w+\.)*(\w+): ", r"\1: ", lines[-1])[:300]
     return (messages[-1] if messages else "nbgrader autograde failed")[:300]
 
 
@@ -56,20 +59,28 @@ def main(argv: list[str]) -> int:
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     from nbgrader.apps.autogradeapp import AutogradeApp
-    from nbgrader.converters import Autograde
+
+    from .routes import LiteralAutograde, ReplayAutograde, autograde_route
 
     app = AutogradeApp()
     app.initialize([ASSIGNMENT, "--force", *argv])
     app.coursedir.assignment_id = ASSIGNMENT
+    writer = autograde_route(os.environ) == "replay"
     errors = _Errors()
     app.log.addHandler(errors)
     for line in sys.stdin:
         reply: dict[str, Any] = {"ok": [], "failed": {}}
-        for student in json.loads(line):
+        batch = json.loads(line)
+        for student in batch:
             errors.messages.clear()
             app.coursedir.student_id = student
             try:
-                Autograde(coursedir=app.coursedir, parent=app).start()
+                if writer:
+                    converter = ReplayAutograde(coursedir=app.coursedir, parent=app)
+                    converter.replay = batch[student] if isinstance(batch, dict) else None
+                else:
+                    converter = LiteralAutograde(coursedir=app.coursedir, parent=app)
+                converter.start()
             except Exception:  # nbgrader logs why (NbGraderException and the rest): the reason comes from there
                 reply["failed"][student] = _reason(errors.messages)
                 continue
@@ -110,8 +121,8 @@ class AutograderProcess:
             self.replies.put(json.loads(line))
         self.replies.put(None)
 
-    def send(self, students: list[str]) -> None:
-        """Raises BrokenPipeError when the process has ended."""
+    def send(self, students: list[str] | dict[str, Any]) -> None:
+        """A batch: ids, or the writer's {id: replay}. Raises BrokenPipeError when the process has ended."""
         assert self.process.stdin is not None
         # Ctrl-C halfway through a line would hand the process half a batch.
         blocked = threading.current_thread() is threading.main_thread()

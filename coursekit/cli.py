@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import glob
 import os
 import sys
 from collections.abc import Sequence
 
-from . import ASSIGNMENT, cohort, completion, grading, intake, sandbox, scores, workers
+from . import ASSIGNMENT, cohort, completion, grading, intake, routes, sandbox, scores, workers
 from .course import Course, CourseError
 
 
@@ -31,6 +32,13 @@ def grade(course: Course, args: argparse.Namespace) -> None:
         print("sandbox: none (--cold runs plain nbgrader kernels with your permissions: trusted notebooks only)")
     if args.allow_unsandboxed:
         os.environ[sandbox.ALLOW_ENV] = "1"  # read by the warm parent and its kernels
+    if args.student:
+        # `nbgrader autograde --student` takes the id as a glob pattern: it must name exactly one folder.
+        problem = routes.id_problem(args.student) or (
+            f"student id {args.student!r} holds a glob character (* ? [): nbgrader would grade every matching "
+            "student" if glob.escape(args.student) != args.student else None)
+        if problem:
+            raise CourseError(problem)
     to_grade = [args.student] if args.student else workers.pending(course, args.force)
     for rejection in intake.screen(course, to_grade):
         print(f"{rejection.student_id}: graded as blank (0 points): {rejection.reason}", file=sys.stderr)
@@ -42,7 +50,7 @@ def grade(course: Course, args: argparse.Namespace) -> None:
         extra = ["--force"] if args.force or args.student else []
         if args.student:
             extra += ["--student", args.student]
-        course.nbgrader("autograde", ASSIGNMENT, *extra, warm=not args.cold)
+        course.nbgrader("autograde", ASSIGNMENT, *extra, warm=not args.cold, unsandboxed=args.cold)
         return
     grading.grade_course(course, args.force, args.workers, scheduler=args.scheduler, chunk=args.chunk)
 

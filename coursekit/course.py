@@ -14,6 +14,9 @@ from . import ASSIGNMENT
 
 # The gradebook's SQLAlchemy URL, for coursekit and for the nbgrader commands it runs (nbgrader_config.py).
 DB_URL_ENV = "COURSEKIT_DB_URL"
+# Set only where the instructor chose plain, unsandboxed kernels for trusted notebooks (`coursekit grade --cold`,
+# `make bench`'s plain run): without it or the kit's warm parent, nbgrader_config.py refuses to autograde.
+UNSANDBOXED_ENV = "COURSEKIT_UNSANDBOXED_KERNELS"
 
 
 class CourseError(RuntimeError):
@@ -90,6 +93,10 @@ class Course:
     def environment(self) -> dict[str, str]:
         """The environment nbgrader runs in: this Python's scripts first on PATH, TensorFlow's chatter off."""
         env = dict(os.environ)
+        # Which route an nbgrader autograde takes is the kit's to say for each process it starts (routes.py), never
+        # the instructor's shell's.
+        for route in (UNSANDBOXED_ENV, "COURSEKIT_WARM_SOCKET", "COURSEKIT_REPLAY_DIR", "COURSEKIT_EXECUTE_ONLY"):
+            env.pop(route, None)
         # nbgrader runs `alembic` (and kernels) from PATH: make it this environment's.
         env["PATH"] = os.pathsep.join([str(Path(nbgrader_executable()).parent), env.get("PATH", "")])
         # TensorFlow's C++ start-up chatter says nothing to an instructor; errors still show.
@@ -99,12 +106,20 @@ class Course:
         return env
 
     def nbgrader(
-        self, *args: str, quiet: bool = False, warm: bool = False, env: dict[str, str] | None = None
+        self, *args: str, quiet: bool = False, warm: bool = False, env: dict[str, str] | None = None,
+        unsandboxed: bool = False,
     ) -> subprocess.CompletedProcess[str]:
-        """Run `nbgrader ARGS` in the course directory with the kit's config; `warm`: forked kernels."""
+        """Run `nbgrader ARGS` in the course directory with the kit's config.
+
+        `warm`: kernels forked from the warm parent, sandboxed. `unsandboxed`: plain kernels with the
+        instructor's permissions, for trusted notebooks only; without either, `autograde` is refused
+        (coursekit/routes.py).
+        """
         from .warm_kernels import warm_environment
 
-        base = env if env is not None else self.environment()
+        base = dict(env if env is not None else self.environment())
+        if unsandboxed and not warm:
+            base[UNSANDBOXED_ENV] = "1"
         with warm_environment(base) if warm else contextlib.nullcontext(base) as run_env:
             result = subprocess.run(
                 [nbgrader_executable(), *args], cwd=self.root, env=run_env, text=True,

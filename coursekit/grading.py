@@ -28,10 +28,10 @@ from typing import TextIO
 from . import ASSIGNMENT
 from .autograder import AutograderProcess
 from .course import Course, CourseError
+from .routes import REPLAY_ENV, sha256
 from .runners import ChunkFuture, DaskRunner, LocalRunner, runner_for
 from .workers import NOTEBOOK, WORKER_CRASH, ChunkResult, ChunkStopped, build_bundle, pending
 
-REPLAY_ENV = "COURSEKIT_REPLAY_DIR"
 RECORDED = "graded"
 WRITER_ERROR = "nbgrader error (recording)"
 
@@ -97,7 +97,8 @@ class Writer(AutograderProcess):
         replay.mkdir(parents=True, exist_ok=True)
         super().__init__(course.root, {**course.environment(), REPLAY_ENV: str(replay)}, log)
 
-    def record(self, students: list[str]) -> None:
+    def record(self, students: dict[str, dict[str, str]]) -> None:
+        """{student: {"sha256": of the submitted bytes a worker executed, "executed": its autograded notebook}}."""
         try:
             self.send(students)
         except BrokenPipeError as exc:
@@ -244,6 +245,9 @@ class _Run:
     ) -> None:
         self.course, self.runner, self.writer, self.summary, self.replay = course, runner, writer, summary, replay
         self.in_flight: list[tuple[list[str], ChunkFuture]] = []
+        # The digest of the bytes each worker was handed: the writer records a submission only if it still has them.
+        self.digests: dict[str, str] = {}
+        self.replayed: dict[str, Path] = {}  # each student's replay copy, deleted once the writer has answered
         self.batches = 0
         self.progress = Progress(summary.total, out)
 
@@ -257,6 +261,7 @@ class _Run:
                     exhausted = True
                     break
                 notebooks = {s: self.course.submitted_notebook(s).read_bytes() for s in share}
+                self.digests.update((s, sha256(data)) for s, data in notebooks.items())
                 self.in_flight.append((share, self.runner.submit(notebooks)))
             self.take_finished()
             if exhausted and not self.in_flight:
@@ -296,16 +301,19 @@ class _Run:
                 return
             reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
             results = {s: ChunkResult(s, None, WORKER_CRASH, reason) for s in share}
-        executed = []
+        executed = {}
         for student, result in results.items():
             if result.notebook is None:
                 self.summary.failed[student] = (result.failure or WORKER_CRASH, result.reason)
+                self.digests.pop(student, None)
                 continue
+            # Literal paths: the id is a folder name, never a pattern (ids come from folder names, routes.py).
             path = folder / "autograded" / student / ASSIGNMENT / NOTEBOOK
             path.parent.mkdir(parents=True)
             path.write_bytes(result.notebook)
+            self.replayed[student] = folder / "autograded" / student
             self.summary.execution_seconds[student] = result.seconds
-            executed.append(student)
+            executed[student] = {"sha256": self.digests.pop(student), "executed": str(path)}
         if executed:
             self.writer.record(executed)
 
@@ -326,7 +334,8 @@ class _Run:
                 self.summary.failed[student] = (WRITER_ERROR, reason)
             self.writer.in_flight -= len(reply["ok"]) + len(reply["failed"])
             for student in [*reply["ok"], *reply["failed"]]:
-                for folder in self.replay.glob(f"*/autograded/{student}"):
+                folder = self.replayed.pop(student, None)
+                if folder is not None:
                     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -9,11 +9,11 @@ import nbformat
 from nbformat import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Unicode
 
-from .judge import RESOURCE_KEY, ObservedExecute, one_sentence_a_line
+from .judge import RESOURCE_KEY, one_sentence_a_line
+from .routes import REPLAY_KEY
 
-__all__ = ["ReplayExecution", "SanitizeTestOutputs", "one_sentence_a_line"]
+__all__ = ["NoWorkerExecution", "ReplayExecution", "SanitizeTestOutputs", "one_sentence_a_line"]
 
 
 class SanitizeTestOutputs(NbGraderPreprocessor):  # enabled by default, unlike nbconvert's base
@@ -39,25 +39,32 @@ class SanitizeTestOutputs(NbGraderPreprocessor):  # enabled by default, unlike n
         return cell, resources
 
 
-class ReplayExecution(ObservedExecute):
-    """Execute's place in autograding when workers already executed the notebook.
+class NoWorkerExecution(RuntimeError):
+    """The writer found no execution of this submission by a worker: it records nothing and executes nothing."""
 
-    Takes each code cell's outputs from the worker's autograded copy of this student's notebook, found
-    under `executed_root`. The worker ran nbgrader's own sanitizing and Execute steps on the same
-    submission and gradebook, so the cells match one for one; when they do not, or the worker produced
-    nothing, the notebook is executed here instead (and judged by JudgeObservations). Replayed outputs were
-    judged by the worker's grader process already: JudgeObservations leaves them as they are.
+
+class ReplayExecution(NbGraderPreprocessor):
+    """Execute's place in the gradebook writer: the outputs of a worker's sandboxed execution, never a kernel.
+
+    Takes each code cell's outputs from the worker's autograded copy of exactly this submission, the file
+    the coordinator named for it (`resources[REPLAY_KEY]["executed"]`, see coursekit/routes.py). The worker
+    ran nbgrader's own sanitizing and Execute steps on the same bytes and gradebook, so the cells match one for
+    one. When there is no such copy, or its cells do not match, this raises: the submission fails with that
+    reason, stays ungraded and is executed again, by a worker, in the next run. Replayed outputs were judged by
+    the worker's grader process already: JudgeObservations leaves them as they are.
     """
 
-    executed_root = Unicode("", help="the workers' scratch folder (coursekit sets it)").tag(config=True)
-
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]):
-        executed = self._executed(resources["nbgrader"])
-        if executed is None or len(executed.cells) != len(nb.cells) or any(
+        replay = resources.get(REPLAY_KEY) or {}
+        executed = self._executed(replay.get("executed"))
+        if executed is None:
+            raise NoWorkerExecution("no execution by a worker for this submission: not recorded (it is never "
+                                    "executed outside the sandbox); the next `make grade` grades it")
+        if len(executed.cells) != len(nb.cells) or any(
             mine.source != theirs.source for mine, theirs in zip(nb.cells, executed.cells, strict=True)
         ):
-            self.log.warning("No matching execution from a worker: executing %s here", resources["nbgrader"])
-            return super().preprocess(nb, resources)
+            raise NoWorkerExecution("the worker's execution does not match this submission's cells: not recorded; "
+                                    "the next `make grade` grades it")
         for mine, theirs in zip(nb.cells, executed.cells, strict=True):
             if mine.cell_type == "code":
                 mine.outputs = theirs.outputs
@@ -65,11 +72,11 @@ class ReplayExecution(ObservedExecute):
         resources[RESOURCE_KEY] = {"replayed": True}
         return nb, resources
 
-    def _executed(self, info: dict[str, Any]) -> NotebookNode | None:
-        relative = Path("autograded") / info["student"] / info["assignment"] / f"{info['notebook']}.ipynb"
-        for path in sorted(Path(self.executed_root).glob(f"*/{relative}")):
-            try:
-                return nbformat.read(path, as_version=4)
-            except Exception:
-                return None
-        return None
+    @staticmethod
+    def _executed(path: str | None) -> NotebookNode | None:
+        if not path or not Path(path).is_file():
+            return None
+        try:
+            return nbformat.read(path, as_version=4)
+        except Exception:  # a damaged copy is no execution
+            return None
