@@ -64,7 +64,7 @@ def test_ids_that_cannot_be_one_folder_name_are_refused(tmp_path: Path, student:
         return  # nbgrader's CourseDirectory strips the id itself: refused by the kit before it gets there
     coursedir = _course(tmp_path)
     coursedir.student_id = student
-    with pytest.raises(NbGraderException, match="folder name|path separator"):
+    with pytest.raises(NbGraderException, match=r"folder name|path separator"):
         LiteralAutograde(coursedir=coursedir).init_notebooks()
 
 
