@@ -1,14 +1,14 @@
-"""One test per grade cell of the notebook, run on the notebook given with --notebook."""
+"""One test per grade cell, on the notebook given with --notebook (sandboxed) or --trusted-notebook."""
 
 from __future__ import annotations
 
 import pytest
 
 from grader_tests import checks
-from grader_tests.in_process import NotebookRun, run
+from grader_tests.conftest import Judge
 
 
 @pytest.mark.parametrize("grade_id", checks.GRADE_IDS)
-def test_grade_cell(grade_id: str, notebook_run: NotebookRun) -> None:
-    result = run(grade_id, notebook_run.namespace, notebook_run.figures)
+def test_grade_cell(grade_id: str, judge: Judge) -> None:
+    result = judge(grade_id)
     assert result.passed, result.message

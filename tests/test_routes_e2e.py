@@ -26,7 +26,7 @@ from coursekit import ASSIGNMENT, cohort, completion, grading, scores
 from coursekit.course import Course, CourseError
 from coursekit.runners import LocalRunner
 
-from .conftest import copy_course
+from .conftest import REPO, copy_course
 
 pytestmark = pytest.mark.slow
 
@@ -235,3 +235,30 @@ def test_coursekit_grade_still_grades_the_same_submission_in_the_sandbox(refusal
     assert scores.cell_scores(course.db_url)["ann"] == _expected(course)
     assert [m for m in _marks(course) if m.exists()] == []
 
+
+
+@pytest.mark.parametrize("trusted", [False, True], ids=["notebook", "trusted-notebook"])
+def test_pytest_grader_tests_runs_a_hostile_notebook_sandboxed_unless_trusted(tmp_path: Path, trusted: bool) -> None:
+    """The notebook writes into a folder of the instructor's and their home when it can: by default, it cannot."""
+    release = nbformat.read(Course(REPO).release_notebook, as_version=4)
+    marks = [tmp_path / "instructor" / "OUTSIDE", Path.home() / f"OUTSIDE-{tmp_path.name}"]
+    marks[0].parent.mkdir()
+    notebook = tmp_path / "submission.ipynb"
+    notebook.write_bytes(_hostile(release, "pytest", marks))
+    option = "--trusted-notebook" if trusted else "--notebook"
+    try:
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "grader_tests", option, str(notebook)],
+                                cwd=REPO, capture_output=True, text=True, check=False, timeout=600)
+        written = [m for m in marks if m.exists()]
+    finally:
+        for mark in marks:
+            mark.unlink(missing_ok=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "11 passed" in result.stdout
+    if trusted:
+        # The control: the same notebook does reach them in-process, and the run says it is unsandboxed.
+        assert written == marks
+        assert "UNSANDBOXED" in result.stdout
+    else:
+        assert written == []
+        assert "graded in the kit's sandbox" in result.stdout
