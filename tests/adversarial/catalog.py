@@ -18,6 +18,8 @@ from nbformat import NotebookNode
 
 from coursekit import cohort
 
+from .routes_payloads import FORGE_REPLAY, KILL_WRITER, REACH_SUBMISSIONS
+
 ALL = ("*",)  # every test cell: the submission is graded as blank
 MODEL, LOSS, TRAIN = cohort.MODEL, cohort.LOSS, cohort.TRAIN
 # w starts at 4 and b at 1: loses test_model_variables
@@ -373,4 +375,11 @@ CATALOG: tuple[Hostile, ...] = (
             raw=lambda nb: json.dumps(nb).replace("Model", "Mod\\u00e8le").encode().replace(b"\\u00e8", b"\xe8")),
     Hostile("file_other_assignment", "another assignment's notebook", loses=ALL, raw=_other_assignment),
     Hostile("file_huge", "a 25 MiB notebook", loses=ALL, raw=_padded),
+    # ---- routes: student code outside the sandbox (issue 10, finding 1); each must only lose its own mistake
+    Hostile("routes_reach_submissions", "wrong loss; overwrites every other submission and autograded notebook "
+            "it can find", loses=("test_loss_values",), loss=WRONG_LOSS + "\n\n" + REACH_SUBMISSIONS),
+    Hostile("routes_forge_replay", "wrong train; a forked forger rewrites the workers' executions waiting for the "
+            "gradebook writer to show passes", loses=("test_train_step",), train=WRONG_TRAIN + "\n\n" + FORGE_REPLAY),
+    Hostile("routes_kill_writer", "correct work that kills every coursekit and nbgrader process it can see",
+            loses=(), model=MODEL + "\n\n" + KILL_WRITER),
 )
