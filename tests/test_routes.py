@@ -149,3 +149,18 @@ def test_the_writer_s_reasons_name_the_refusal_not_its_module() -> None:
     message = ('Traceback (most recent call last):\n  File "x.py", line 1, in y\n'
                "coursekit.routes.SubmissionChanged: the submission changed after it was read\n")
     assert autograder._reason([message]) == "SubmissionChanged: the submission changed after it was read"
+
+
+@pytest.mark.parametrize("student", ["*", "a?n", "[ab]nn", "../ann", " ann"])
+def test_grade_student_refuses_an_id_nbgrader_would_read_as_a_pattern_or_a_path(
+    tmp_path: Path, student: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coursekit import ASSIGNMENT, cli
+
+    (tmp_path / "source" / ASSIGNMENT).mkdir(parents=True)
+    course = Course(tmp_path)
+    course.submit("ann", Path(__file__).resolve().parents[1] / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    assert cli.main(["grade", "--student", student], course=course) == 1
+    err = capsys.readouterr().err
+    assert "student id" in err and ("glob" in err or "separator" in err or "whitespace" in err), err
+    assert not (tmp_path / "autograded").exists() and not (tmp_path / "gradebook.db").exists()
