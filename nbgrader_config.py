@@ -23,7 +23,7 @@ from coursekit.judge import JudgeObservations, ObservedExecute
 from coursekit.metadata_check import CheckCellMetadataCached
 from coursekit.preprocessors import ReplayExecution, SanitizeTestOutputs
 from coursekit.restore_cells import RestoreAssignmentCells
-from coursekit.routes import RefusingExporter, autograde_route
+from coursekit.routes import RefusingExporter, SandboxedKernelManager, autograde_route
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -52,6 +52,8 @@ c.Execute.extra_arguments = ["--IPKernelApp.exec_lines=import grader_observe.ker
 route = autograde_route(os.environ)
 if route is None:
     c.Autograde.exporter_class = RefusingExporter
+elif route == "warm":  # and only kernels the warm parent forks, sandboxed
+    c.Execute.kernel_manager_class = SandboxedKernelManager
 
 # nbgrader's first (sanitizing) pass, with deleted or re-labelled assignment cells put back before
 # OverwriteCells restores their source from the gradebook (coursekit/restore_cells.py).

@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from jupyter_client.manager import AsyncKernelManager
 from nbconvert.exporters import NotebookExporter
 from nbgrader.converters import Autograde
 from nbgrader.converters.base import NbGraderException
 
 from .course import UNSANDBOXED_ENV
-from .warm_kernels import SOCKET_ENV
+from .warm_kernels import PROVISIONER, SOCKET_ENV, WarmKernelError, WarmProvisioner
 
 REPLAY_ENV = "COURSEKIT_REPLAY_DIR"
 # What the coordinator tells the writer about one submission, in nbconvert's resources (see ReplayAutograde).
@@ -70,6 +71,23 @@ class RefusingExporter(NotebookExporter):
         super().__init__(*args, **kwargs)
         self.log.error(REFUSAL)
         raise NbGraderException(REFUSAL)
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """Execute's kernel manager on the warm route: a kernel the warm parent does not fork is never launched.
+
+    The warm route means a running warm parent and a `python3` kernelspec that names its provisioner; a
+    kernelspec resolved some other way (the route's variable set by hand, a notebook asking for another
+    kernel) would start a plain kernel. This refuses it just before the launch, with the reason.
+    """
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        if not isinstance(self.provisioner, WarmProvisioner):
+            problem = (f"refusing to start kernel {self.kernel_name!r} outside the sandbox: its kernelspec does not "
+                       f"use the {PROVISIONER} provisioner (docs/security.md, Routes)")
+            self.log.error(problem)
+            raise WarmKernelError(problem)
+        await super()._async_launch_kernel(kernel_cmd, **kw)
 
 
 # ---------------------------------------------------------------- student ids as literals

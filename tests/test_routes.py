@@ -164,3 +164,21 @@ def test_grade_student_refuses_an_id_nbgrader_would_read_as_a_pattern_or_a_path(
     err = capsys.readouterr().err
     assert "student id" in err and ("glob" in err or "separator" in err or "whitespace" in err), err
     assert not (tmp_path / "autograded").exists() and not (tmp_path / "gradebook.db").exists()
+
+
+def test_on_the_warm_route_a_kernel_the_warm_parent_does_not_fork_is_never_launched() -> None:
+    """A plain kernelspec (LocalProvisioner) reached on the warm route: refused before any process starts."""
+    import asyncio
+
+    import psutil
+
+    from coursekit.routes import SandboxedKernelManager
+    from coursekit.warm_kernels import WarmKernelError
+
+    manager = SandboxedKernelManager(kernel_name="python3")
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with pytest.raises(WarmKernelError, match="outside the sandbox"):
+        asyncio.run(manager.start_kernel())
+    assert {p.pid for p in psutil.Process().children(recursive=True)} == before
+    assert not manager.has_kernel
+    asyncio.run(manager.cleanup_resources())
