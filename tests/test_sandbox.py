@@ -47,7 +47,8 @@ def test_the_kernel_sees_the_venv_and_never_the_checks() -> None:
 def test_probe_reports_every_protection_on_this_machine() -> None:
     report = sandbox.probe(sandbox.Limits())
     assert not report.missing, report.line()
-    assert {"filesystem", "network", "memory", "processes", "cpu", "file size", "deadline"} <= set(report.held)
+    assert {"filesystem", "network", "memory", "processes", "cpu", "file size", "deadline", "pid namespace"} \
+        <= set(report.held)
 
 
 NOBODY_PROBE = f"""
@@ -258,6 +259,14 @@ def test_memory_past_the_limit_ends_that_kernel_only(course: Course, warm: dict[
 def test_the_warm_parent_ends_a_submission_at_its_deadline(course: Course) -> None:
     with warm_kernels(deadline=4) as env:
         slow = Kernel(course.autograded / "attacker" / ASSIGNMENT, env)
+        # A link named `ended` to a file of the grader's: before, the warm parent wrote its reason through it.
+        victim = course.root / "victim.txt"
+        victim.write_text("the grader's file")
+        slow.run(f"import os\ntry:\n    os.symlink({str(victim)!r}, {slow.manager.provisioner.sockets!r} + '/ended')\n"
+                 "except OSError:\n    pass\n")
+        ended = Path(slow.manager.provisioner.sockets, "ended")
+        if not ended.is_symlink():  # the folder is the grader's again: plant it as one planted before that would be
+            ended.symlink_to(victim)
         start = time.monotonic()
         slow.client.execute("import subprocess, time\nsubprocess.Popen(['sleep', '600'], start_new_session=True)\n"
                             "time.sleep(600)")
@@ -267,6 +276,7 @@ def test_the_warm_parent_ends_a_submission_at_its_deadline(course: Course) -> No
         assert time.monotonic() - start < 10
         # What GuardedExecute tells the student (coursekit/runaway.py): asked of the warm parent.
         assert slow.manager.provisioner.death_reason() == "the submission ran past its 4 s limit"
+        assert victim.read_text() == "the grader's file"
         # The parent reaps it and ends what it left: the `sleep` that escaped its process group too.
         uid = sandbox.SANDBOX_UID_BASE + slow.manager.provisioner.pid
         for _ in range(50):
