@@ -340,13 +340,14 @@ with open('/proc/self/maps') as _maps, open('/proc/self/mem', 'rb') as _mem:
     for _line in _maps:
         if _line.rstrip().endswith(('[stack]', '[heap]')):
             _start, _end = (int(_x, 16) for _x in _line.split()[0].split('-'))
-            _mem.seek(_start)
-            _chunk = _mem.read(_end - _start)
-            for _needle in (b'PASSWORD=', b'SECRET_ACCESS_KEY=', b'postgresql://'):
-                _at = _chunk.find(_needle)
-                while _at >= 0 and len(_found) < 40:
-                    _found.append(_chunk[_at:_at + 120].decode(errors='replace'))
-                    _at = _chunk.find(_needle, _at + 1)
+            for _offset in range(_start, _end, 1 << 24):  # 16 MiB at a time, overlapping: the memory limit holds
+                _mem.seek(_offset)
+                _chunk = _mem.read(min((1 << 24) + 256, _end - _offset))
+                for _needle in (b'PASSWORD=', b'SECRET_ACCESS_KEY=', b'postgresql://'):
+                    _at = _chunk.find(_needle)
+                    while _at >= 0 and len(_found) < 40:
+                        _found.append(_chunk[_at:_at + 120].decode(errors='replace'))
+                        _at = _chunk.find(_needle, _at + 1)
 print(_found)
 """
 # Sleepers named after the kernel's working folder (the run's own scratch course): tests look for them by name.
