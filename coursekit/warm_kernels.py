@@ -4,9 +4,10 @@ A plain kernel pays TensorFlow's import (about 5 s here) for every submission. A
 heavy libraries once and waits on a UNIX socket; for each kernel that jupyter_client starts,
 `WarmProvisioner` asks it to fork a child that becomes an ipykernel on the connection file
 jupyter_client wrote. Children share nothing after the fork, and each runs in its own session, confined by
-`coursekit.sandbox` before it runs any of the student's code: it talks to nbgrader over unix sockets
-in a folder of its own (jupyter_client's `ipc` transport: it has no network), and the parent kills it
-when it outlives the per-submission deadline.
+`coursekit.sandbox` before it runs any of the student's code (as pid 1 of a PID namespace of its own, with an
+allow-listed environment): it binds unix sockets in a folder of its own (jupyter_client's `ipc` transport: it
+has no network), which nbgrader's side moves out of its reach before connecting, and the parent kills it
+when it outlives the per-submission deadline. No process of the grader opens a path a kernel can write.
 
 nbgrader's own Execute step uses these kernels unchanged: `warm_kernelspec` writes a `python3`
 kernelspec naming this provisioner, and putting its folder first on JUPYTER_PATH makes every
