@@ -480,7 +480,7 @@ class WarmProvisioner(LocalProvisioner):  # type: ignore[misc]
         """
         km = self.parent
         bound = self._bound_folder()
-        bound.mkdir(parents=True, mode=0o700)
+        bound.mkdir(parents=True, mode=0o700, exist_ok=True)  # exists on a restart: the renames replace
         target = str(bound / "kernel")
         uids = {sandbox.SANDBOX_UID_BASE + self.pid if sandbox.really_root() else os.geteuid()}
         if os.environ.get(sandbox.ALLOW_ENV):  # a kernel left without an identity of its own binds as the grader
