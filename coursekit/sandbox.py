@@ -15,6 +15,11 @@ single-threaded and before it becomes an ipykernel:
 - limits: memory and processes by a cgroup per kernel (v2, or v1 as on this machine), else by
   rlimits; CPU seconds, file size and core dumps by rlimits. The warm parent kills a kernel past
   the per-submission deadline (`Limits.deadline`).
+- lifetime: the kernel is pid 1 of a PID namespace of its own, so whatever it starts (setsid or
+  double fork included) ends when it ends; it dies with the supervisor the warm parent forked, which
+  dies with the warm parent (PR_SET_PDEATHSIG on both).
+- environment: `kernel_environment()` is all a kernel (and the warm parent it is forked from) gets of
+  the grader's environment: an allow-list, so no password or key in the instructor's shell reaches it.
 
 `probe()` runs the same confinement in a throwaway child and reports which protections hold, so the
 grader can say plainly what is missing instead of running unprotected (docs/security.md).
@@ -27,12 +32,15 @@ import ctypes
 import json
 import os
 import resource
+import select
 import shutil
+import signal
 import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 # Paths under the kit's folder that a kernel needs: bound back read-only, everything else of it hidden.
 KERNEL_VISIBLE = (".venv", "grader_observe")
@@ -47,7 +55,18 @@ MiB = 1 << 20
 
 ALLOW_ENV = "COURSEKIT_ALLOW_UNSANDBOXED"
 
+# All a kernel gets of the grader's environment: what Python, Matplotlib and TensorFlow need to behave as
+# on the instructor's machine. Never credentials (PGPASSWORD, cloud keys, COURSEKIT_DB_URL): a solution cell
+# can print its environment into its own feedback. EXTRA_ENV names more, for a course that needs them.
+KERNEL_ENV = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "LC_MESSAGES", "TZ",
+              "MPLBACKEND", "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "CUDA_VISIBLE_DEVICES",
+              "PYTHONHASHSEED", "PYTHONUNBUFFERED", "PYDEVD_DISABLE_FILE_VALIDATION")
+EXTRA_ENV = "COURSEKIT_KERNEL_ENV"  # comma-separated names added to KERNEL_ENV
+# The warm parent also reads its limits (Limits.from_env) and whether to run without a protection.
+PARENT_ENV_PREFIXES = ("COURSEKIT_SANDBOX_", "COURSEKIT_SUBMISSION_", ALLOW_ENV, EXTRA_ENV)
+
 CLONE_NEWNS = 0x00020000
+CLONE_NEWPID = 0x20000000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
@@ -55,7 +74,7 @@ CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
-PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 4, 24, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -114,6 +133,13 @@ class Report:
     @classmethod
     def from_json(cls, text: str) -> Report:
         return cls(**json.loads(text))
+
+
+def kernel_environment(env: dict[str, str], *, parent: bool = False) -> dict[str, str]:
+    """The allow-listed part of `env` a kernel gets; `parent`: plus the warm parent's own settings."""
+    names = {*KERNEL_ENV, *filter(None, (n.strip() for n in env.get(EXTRA_ENV, "").split(",")))}
+    return {name: value for name, value in env.items()
+            if name in names or (parent and name.startswith(PARENT_ENV_PREFIXES))}
 
 
 # ---------------------------------------------------------------- system calls
@@ -272,10 +298,12 @@ class Layout:
     folder: Path  # empty, private to this kernel: the new root is mounted on folder/root
     cwd: str  # the kernel's working folder: a copy of it is the scratch folder
     sockets: str = ""  # the kernel's socket folder (ipc transport), bound writable at the same path
+    # The process the warm parent forked (the kernel itself is pid 1 of its own namespace): names its uid.
+    pid: int = field(default_factory=os.getpid)
 
     @property
     def uid(self) -> int:
-        return SANDBOX_UID_BASE + os.getpid()
+        return SANDBOX_UID_BASE + self.pid
 
 
 def _copy_folder(source: str, target: Path, budget: int) -> None:
@@ -335,6 +363,62 @@ def _build_root(layout: Layout, limits: Limits, uid: int) -> None:
     _pivot_root(str(root))
 
 
+def _map_ids(uid: int, gid: int) -> None:
+    Path("/proc/self/setgroups").write_text("deny")
+    Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
+    Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
+
+
+def _die_with_parent(alive: int, signum: int = signal.SIGKILL) -> None:
+    """End this process when its parent ends. `alive`: a pipe only the parent writes to; EOF says it is gone already."""
+    _libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+    if select.select([alive], [], [], 0)[0]:
+        os._exit(1)
+
+
+def die_with_parent(parent: int, signum: int) -> None:
+    """In a child just forked by `parent`: receive `signum` when it ends (or end now, if it has already)."""
+    _libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _fork_init() -> int:
+    """Fork the first process of the PID namespace just made; only it returns (with its `_die_with_parent` pipe).
+
+    This process stays outside as its supervisor: it cannot be seen or signalled from inside.
+    """
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(write)
+        _die_with_parent(read)
+        return read
+    os.close(read)
+    _supervise(child)
+
+
+def _supervise(init: int) -> NoReturn:
+    """Wait for the namespace's first process and exit with it; any request to end (the warm parent's death arrives
+    as SIGTERM, PR_SET_PDEATHSIG) kills it, which ends every process in its namespace: nothing the kernel started,
+    setsid or double fork included, outlives it, whatever the kernel did to its own parent-death signal."""
+
+    def end(*_: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(init, signal.SIGKILL)
+
+    # jupyter_client interrupts the whole process group, the kernel included: nothing to pass on.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM):
+        signal.signal(signum, end)
+    code = 1
+    try:
+        _, status = os.waitpid(init, 0)
+        code = os.waitstatus_to_exitcode(status)
+    finally:
+        os._exit(code if code >= 0 else 128 - code)
+
+
 def confine(layout: Layout, limits: Limits, *, strict: bool = True) -> Report:
     """Confine this (forked, single-threaded) process; `strict`: raise if any protection is missing."""
     report = Report()
@@ -342,15 +426,24 @@ def confine(layout: Layout, limits: Limits, *, strict: bool = True) -> Report:
     uid, gid = (layout.uid, layout.uid) if root else (os.getuid(), os.getgid())
     held = _join_cgroups(f"coursekit-kernel-{os.getpid()}", limits) if root else {}
 
+    # First a PID namespace, whose first process (forked here) goes on as the kernel; this one supervises it.
+    # Without root, the user namespace comes with it: it must own the PID namespace for /proc to be mounted.
+    userns, alive = not root, None
+    try:
+        _unshare(CLONE_NEWPID | (CLONE_NEWUSER if userns else 0))
+        if userns:
+            _map_ids(uid, gid)
+            userns = False
+        alive = _fork_init()
+        report.held["pid namespace"] = ""
+    except (SandboxError, OSError) as exc:
+        report.missing["pid namespace"] = str(exc)
+
     flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
     try:
-        if root:
-            _unshare(flags)
-        else:
-            _unshare(flags | CLONE_NEWUSER)
-            Path("/proc/self/setgroups").write_text("deny")
-            Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
-            Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
+        _unshare(flags | (CLONE_NEWUSER if userns else 0))
+        if userns:
+            _map_ids(uid, gid)
         report.held["network"] = ""
     except (SandboxError, OSError) as exc:
         report.missing["network"] = f"no namespaces: {exc}"
@@ -399,6 +492,9 @@ def confine(layout: Layout, limits: Limits, *, strict: bool = True) -> Report:
         report.held["identity"] = f"uid {uid}" if root else "no capabilities"
     except (SandboxError, OSError) as exc:
         report.missing["identity"] = str(exc)
+    if alive is not None:
+        _die_with_parent(alive)  # again: a change of uid clears the parent-death signal
+        os.close(alive)
     os.umask(0o077)
     os.environ.update({"HOME": "/tmp", "TMPDIR": "/tmp"})
     report.held["deadline"] = f"{limits.deadline:g} s"

@@ -4,9 +4,10 @@ A plain kernel pays TensorFlow's import (about 5 s here) for every submission. A
 heavy libraries once and waits on a UNIX socket; for each kernel that jupyter_client starts,
 `WarmProvisioner` asks it to fork a child that becomes an ipykernel on the connection file
 jupyter_client wrote. Children share nothing after the fork, and each runs in its own session, confined by
-`coursekit.sandbox` before it runs any of the student's code: it talks to nbgrader over unix sockets
-in a folder of its own (jupyter_client's `ipc` transport: it has no network), and the parent kills it
-when it outlives the per-submission deadline.
+`coursekit.sandbox` before it runs any of the student's code (as pid 1 of a PID namespace of its own, with an
+allow-listed environment): it binds unix sockets in a folder of its own (jupyter_client's `ipc` transport: it
+has no network), which nbgrader's side moves out of its reach before connecting, and the parent kills it
+when it outlives the per-submission deadline. No process of the grader opens a path a kernel can write.
 
 nbgrader's own Execute step uses these kernels unchanged: `warm_kernelspec` writes a `python3`
 kernelspec naming this provisioner, and putting its folder first on JUPYTER_PATH makes every
@@ -24,6 +25,7 @@ import select
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -79,57 +81,73 @@ class WarmKernelError(CourseError):
 # ---------------------------------------------------------------- the parent that forks kernels
 
 
+MAX_MESSAGE = 1 << 20  # a request (argv, the allow-listed environment) or a reply: far less in practice
+MAX_REASON = 500  # characters of why a kernel was stopped
+
+
 def _send(conn: socket.socket, message: dict[str, Any]) -> None:
     conn.sendall(json.dumps(message).encode() + b"\n")
 
 
-def _receive(conn: socket.socket) -> dict[str, Any]:
+def _receive(conn: socket.socket, limit: int = MAX_MESSAGE) -> dict[str, Any]:
     data = b""
     while not data.endswith(b"\n"):
         chunk = conn.recv(65536)
         if not chunk:
             raise WarmKernelError("the warm kernel parent closed the connection")
         data += chunk
+        if len(data) > limit:
+            raise WarmKernelError(f"a message to or from the warm kernel parent is over {limit} bytes")
     return json.loads(data)
 
 
-def _own_connection_file(argv: list[str], sockets: str, uid: int | None) -> list[str]:
-    """The kernel reads (and may rewrite) its connection file: give it a copy in its own socket folder.
-
-    `uid`: the kernel's own uid (as root), which must own the folder to bind its sockets there.
-    """
-    if not sockets or "-f" not in argv:
-        return argv
+def _connection_file(argv: list[str]) -> tuple[int, bytes] | None:
+    """Where ipykernel's `-f` is in `argv`, and the file's content, read from the grader's folder before confining."""
+    if "-f" not in argv:
+        return None
     index = argv.index("-f") + 1
-    copy = Path(sockets) / "connection.json"
-    shutil.copyfile(argv[index], copy)
-    if uid is not None:
-        os.chown(sockets, uid, uid)
-        os.chown(copy, uid, uid)
-    return [*argv[:index], str(copy), *argv[index + 1:]]
+    return index, Path(argv[index]).read_bytes()
 
 
-def _become_kernel(request: dict[str, Any], folder: Path, limits: sandbox.Limits) -> None:
+def _own_connection_file(argv: list[str], connection: tuple[int, bytes] | None) -> list[str]:
+    """The kernel reads (and may rewrite) its connection file: once confined, it writes its own copy, in its own
+    scratch folder. No grader process ever writes to a folder the kernel can write to."""
+    if connection is None:
+        return argv
+    index, content = connection
+    fd, copy = tempfile.mkstemp(prefix="kernel-", suffix=".json")
+    with os.fdopen(fd, "wb") as file:
+        file.write(content)
+    return [*argv[:index], copy, *argv[index + 1:]]
+
+
+def _become_kernel(request: dict[str, Any], folder: Path, limits: sandbox.Limits, parent: int) -> None:
     """In the forked child: confine itself, take the kernel's environment and folder, then run ipykernel.
 
-    Never returns. Any failure to confine ends the child before student code could run.
+    Never returns. Any failure to confine ends the child before student code could run. `parent`: the warm
+    parent, whose death ends this process (and so the kernel: see sandbox.confine).
     """
     code = 1
     try:
+        sandbox.die_with_parent(parent, signal.SIGTERM)
         os.setsid()
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
+        strict = not request["env"].get(sandbox.ALLOW_ENV)
         os.environ.clear()
-        os.environ.update(request["env"])
+        os.environ.update(sandbox.kernel_environment(request["env"]))
         cwd = request["cwd"]
         sockets = request.get("sockets", "")
         layout = sandbox.Layout(folder / "kernels" / str(os.getpid()), cwd, sockets)
-        argv = _own_connection_file(request["argv"], sockets, layout.uid if sandbox.really_root() else None)
-        report = sandbox.confine(layout, limits, strict=not os.environ.get(sandbox.ALLOW_ENV))
+        if sockets and sandbox.really_root():  # the kernel's own uid binds its sockets there
+            os.chown(sockets, layout.uid, layout.uid, follow_symlinks=False)
+        connection = _connection_file(request["argv"])
+        report = sandbox.confine(layout, limits, strict=strict)
         if "filesystem" in report.held:
             os.environ["TMPDIR"] = "/tmp"  # the kernel's own scratch /tmp: the grader's TMPDIR is not in its view
         tempfile.tempdir = None  # the parent resolved (and cached) the grader's temp folder before the fork
+        argv = _own_connection_file(request["argv"], connection)
         os.chdir(cwd)
         sys.path[0] = cwd  # as `python -m ipykernel_launcher` started in cwd would have it
         start = argv.index("ipykernel_launcher") + 1 if "ipykernel_launcher" in argv else 1
@@ -144,23 +162,28 @@ def _become_kernel(request: dict[str, Any], folder: Path, limits: sandbox.Limits
 class Kernels:
     """The parent's children: each ends by its deadline, and leaves nothing running behind it."""
 
+    KEPT_REASONS = 256  # why the last kernels were stopped, for nbgrader's side to ask (`why`)
+
     def __init__(self, folder: Path, limits: sandbox.Limits) -> None:
         self.folder, self.limits = folder, limits
         self.deadlines: dict[int, float] = {}
-        self.sockets: dict[int, str] = {}
+        self.reasons: dict[int, str] = {}
 
-    def started(self, pid: int, sockets: str) -> None:
+    def started(self, pid: int) -> None:
         self.deadlines[pid] = time.monotonic() + self.limits.deadline
-        self.sockets[pid] = sockets
+        self.reasons.pop(pid, None)  # a reused pid: the reason was another kernel's
+
+    def why(self, pid: int) -> str:
+        return self.reasons.get(pid, "")
 
     def tend(self) -> None:
         now = time.monotonic()
         for pid, deadline in list(self.deadlines.items()):
             if now > deadline:
-                # Tell nbgrader's side why its kernel died (coursekit/runaway.py reads it).
-                with contextlib.suppress(OSError):
-                    Path(self.sockets[pid], "ended").write_text(
-                        f"the submission ran past its {self.limits.deadline:g} s limit")
+                # Kept here, before the kill, for nbgrader's side to ask (coursekit/runaway.py).
+                self.reasons[pid] = f"the submission ran past its {self.limits.deadline:g} s limit"
+                while len(self.reasons) > self.KEPT_REASONS:
+                    del self.reasons[next(iter(self.reasons))]
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
                 self.deadlines[pid] = float("inf")
@@ -170,7 +193,6 @@ class Kernels:
 
     def _cleanup(self, pid: int) -> None:
         self.deadlines.pop(pid, None)
-        self.sockets.pop(pid, None)
         if sandbox.really_root():
             sandbox.kill_uid(sandbox.SANDBOX_UID_BASE + pid)
         sandbox.remove_cgroups(f"coursekit-kernel-{pid}")
@@ -216,17 +238,27 @@ def serve(socket_path: str) -> None:
             except (TimeoutError, InterruptedError):
                 continue
             with conn:
-                conn.settimeout(None)
-                request = _receive(conn)
+                # Bounded: a client that stalls must not stop deadlines being enforced.
+                conn.settimeout(10)
+                try:
+                    request = _receive(conn)
+                except (OSError, ValueError, WarmKernelError):
+                    continue
                 if request.get("stop"):
                     return
+                if "why" in request:  # why did kernel `why` end? Its reason travels on this socket, bounded
+                    with contextlib.suppress(OSError):
+                        _send(conn, {"reason": kernels.why(int(request["why"]))[:MAX_REASON]})
+                    continue
+                warm = os.getpid()
                 pid = os.fork()
                 if pid == 0:
                     listener.close()
                     conn.close()
-                    _become_kernel(request, folder, limits)
-                kernels.started(pid, request.get("sockets", ""))
-                _send(conn, {"pid": pid})
+                    _become_kernel(request, folder, limits, warm)
+                kernels.started(pid)
+                with contextlib.suppress(OSError):
+                    _send(conn, {"pid": pid})
     finally:
         kernels.stop()
         if os.getppid() != grader:  # orphaned (grader or Dask worker killed): nobody else will remove the folder
@@ -247,9 +279,12 @@ class Zygote:
         self.report = sandbox.Report()
 
     def __enter__(self) -> Zygote:
+        # Its environment is the allow-listed one: a kernel forked from it can read the environment it was
+        # started with (/proc/self/environ, its own memory), whatever the kernel's os.environ says.
         self.process = subprocess.Popen(
             [sys.executable, "-m", "coursekit.warm_kernels", self.socket_path],
-            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            env=sandbox.kernel_environment(self.env, parent=True), stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline().strip()
@@ -381,11 +416,20 @@ class WarmProvisioner(LocalProvisioner):  # type: ignore[misc]
     async def cleanup(self, restart: bool = False) -> None:
         await super().cleanup(restart)
         if self.sockets and not restart:
+            # rmtree does not follow symlinks (shutil.rmtree.avoids_symlink_attacks): safe in the kernel's folder.
             shutil.rmtree(self.sockets, ignore_errors=True)
+            shutil.rmtree(self._bound_folder(), ignore_errors=True)
+
+    def _bound_folder(self) -> Path:
+        return Path(self._socket_path()).parent / "bound" / self.kernel_id
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         path = self._socket_path()
-        env = kwargs.get("env") or dict(os.environ)
+        # Only the allow-listed environment is sent: the warm parent's memory, which every kernel forked from it
+        # shares, never holds the grader's credentials.
+        env = sandbox.kernel_environment(kwargs.get("env") or dict(os.environ))
+        if os.environ.get(sandbox.ALLOW_ENV):
+            env[sandbox.ALLOW_ENV] = os.environ[sandbox.ALLOW_ENV]
         cwd = str(kwargs.get("cwd") or os.getcwd())
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
@@ -397,23 +441,74 @@ class WarmProvisioner(LocalProvisioner):  # type: ignore[misc]
         self.process = ForkedKernelProcess(pid)
         self.pid = self.pgid = pid  # the child called setsid(): its own process group
         self.cwd = cwd
-        await self._until_bound()
+        if await self._until_bound():
+            self._take_sockets()
         return self.connection_info
 
-    async def _until_bound(self, timeout: float = 30) -> None:
-        """Return once the kernel has bound its sockets (or died, or `timeout`): a client that connects
-        earlier is refused, retries 100 ms later, and misses the kernel's first messages, which costs
-        jupyter_client's start-up handshake another round (about 0.25 s a kernel, measured)."""
+    def _socket_files(self, ip: str) -> list[str]:
         km = self.parent
-        if km is None or getattr(km, "transport", "") != "ipc":
-            return
-        paths = [Path(f"{km.ip}-{port}") for port in
-                 (km.shell_port, km.iopub_port, km.stdin_port, km.control_port, km.hb_port)]
+        return [f"{ip}-{port}" for port in
+                (km.shell_port, km.iopub_port, km.stdin_port, km.control_port, km.hb_port)]
+
+    async def _until_bound(self, timeout: float = 30) -> bool:
+        """True once the kernel has bound its sockets; False if it died first, or after `timeout`.
+
+        Returning at once saves a client that connects earlier being refused, retrying 100 ms later, and missing
+        the kernel's first messages, which costs jupyter_client's start-up handshake another round (about 0.25 s a
+        kernel, measured). lstat, never following a path the kernel may have planted.
+        """
+        km = self.parent
+        if km is None or getattr(km, "transport", "") != "ipc" or not self.sockets:
+            return False
+        paths = self._socket_files(km.ip)
         deadline = time.monotonic() + timeout
-        while not all(path.exists() for path in paths) and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
-                return
+                return False
+            if all(os.path.lexists(path) for path in paths):
+                return True
             await asyncio.sleep(0.005)
+        return False
+
+    def _take_sockets(self) -> None:
+        """Move the kernel's bound sockets into a folder only the grader can write, and connect there.
+
+        In its own folder the kernel could swap a socket for a link to another one (another kernel's, the warm
+        parent's, a database's) before nbgrader connects or reconnects. A rename moves the entry itself, never
+        what a link points to; what arrived must then be a socket of the kernel's own uid. Then the folder is
+        taken back: the kernel cannot write to the host's disk through it.
+        """
+        km = self.parent
+        bound = self._bound_folder()
+        bound.mkdir(parents=True, mode=0o700, exist_ok=True)  # exists on a restart: the renames replace
+        target = str(bound / "kernel")
+        uids = {sandbox.SANDBOX_UID_BASE + self.pid if sandbox.really_root() else os.geteuid()}
+        if os.environ.get(sandbox.ALLOW_ENV):  # a kernel left without an identity of its own binds as the grader
+            uids.add(os.geteuid())
+        for old, new in zip(self._socket_files(km.ip), self._socket_files(target), strict=True):
+            os.rename(old, new)
+            info = os.lstat(new)
+            if not stat.S_ISSOCK(info.st_mode) or info.st_uid not in uids:
+                self.process.kill()
+                raise WarmKernelError(f"kernel {self.kernel_id} did not bind its own socket at {old}")
+        if sandbox.really_root():
+            os.chown(self.sockets, os.geteuid(), os.getegid(), follow_symlinks=False)
+            os.chmod(self.sockets, 0o755)
+        km.ip = target
+        self.connection_info = km.get_connection_info()
+
+    def death_reason(self) -> str:
+        """Why the warm parent stopped this kernel ('' when it did not): asked over its socket, bounded."""
+        if not self.pid:
+            return ""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(10)
+                conn.connect(self._socket_path())
+                _send(conn, {"why": self.pid})
+                return str(_receive(conn, limit=4 * MAX_REASON)["reason"])[:MAX_REASON]
+        except (OSError, ValueError, KeyError, WarmKernelError):
+            return ""
 
     async def wait(self) -> int | None:
         # LocalProvisioner polls every 100 ms; a forked kernel's end is seen at once (pidfd), so look often.

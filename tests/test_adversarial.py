@@ -11,6 +11,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import nbformat
@@ -34,11 +36,21 @@ MAX_NOTEBOOK_BYTES = 2 * 2**20
 Run = tuple[Course, subprocess.CompletedProcess[str]]
 
 
+# Planted in the grader's environment (kernels branch): none may reach a kernel, its output or its feedback.
+SECRETS = {"PGPASSWORD": "planted-pg-password-4711", "AWS_SECRET_ACCESS_KEY": "planted-aws-key-0815",
+           "COURSEKIT_KERNEL_SECRET_TOKEN": "planted-token-2342"}
+
+
 def _grade(course: Course) -> subprocess.CompletedProcess[str]:
     course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
+    # The run's own temp folder (short: kernels' socket paths live in it): its scratch courses, warm parent and
+    # kernels, and whatever they start, are found by it (other runs share this machine).
+    tmp = course.root / "tmp-folder"
+    tmp.symlink_to(tempfile.mkdtemp(prefix="ckadv-", dir="/tmp"))
     return subprocess.run(
         [sys.executable, "-m", "coursekit.cli", "grade", "--workers", "2"], cwd=course.root,
-        env={**course.environment(), **LIMITS}, text=True, capture_output=True, timeout=1800, check=False,
+        env={**course.environment(), **LIMITS, **SECRETS, "TMPDIR": str(tmp.resolve())},
+        text=True, capture_output=True, timeout=1800, check=False,
     )
 
 
@@ -162,3 +174,47 @@ def test_nothing_the_students_ran_is_left_running(hostile_run: Run) -> None:
         if any(root in cwd for root in roots):
             leftovers.append((proc.name, cwd))
     assert not leftovers
+
+
+# ---------------------------------------------------------------- kernels branch
+
+
+def test_no_secret_and_no_solution_reaches_the_students_files(hostile_run: Run) -> None:
+    """The grader's environment never reaches a kernel, and no grader process follows a link a kernel planted."""
+    course, _ = hostile_run
+    if not course.feedback.exists():
+        course.nbgrader("generate_feedback", ASSIGNMENT, "--force", quiet=True)
+    assert "### BEGIN SOLUTION" in course.source_notebook.read_text()  # in the source only: never released
+    files = [p for folder in (course.autograded, course.feedback) for p in folder.rglob("*") if p.is_file()]
+    assert len(files) >= 2 * len(CATALOG)
+    for path in files:
+        text = path.read_text(errors="replace")
+        for secret in (*SECRETS.values(), "### BEGIN SOLUTION"):
+            assert secret not in text, (path, secret)
+    for hostile in ("print_environ", "print_proc_environ"):  # they did print what they saw
+        kept = course.autograded / hostile / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+        assert "PATH" in kept.read_text(), hostile
+
+
+def _the_runs_processes(tmp: str) -> list[tuple[int, str]]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if tmp in cmdline:
+            found.append((int(proc.name), cmdline))
+    return found
+
+
+def test_no_process_of_the_run_is_left(hostile_run: Run) -> None:
+    """Warm parents, kernels and the daemons `background_daemons` started all carry the run's temp folder."""
+    course, _ = hostile_run
+    tmp = str((course.root / "tmp-folder").resolve())
+    deadline = time.monotonic() + 5
+    while (left := _the_runs_processes(tmp)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left

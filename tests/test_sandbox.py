@@ -47,7 +47,8 @@ def test_the_kernel_sees_the_venv_and_never_the_checks() -> None:
 def test_probe_reports_every_protection_on_this_machine() -> None:
     report = sandbox.probe(sandbox.Limits())
     assert not report.missing, report.line()
-    assert {"filesystem", "network", "memory", "processes", "cpu", "file size", "deadline"} <= set(report.held)
+    assert {"filesystem", "network", "memory", "processes", "cpu", "file size", "deadline", "pid namespace"} \
+        <= set(report.held)
 
 
 NOBODY_PROBE = f"""
@@ -108,9 +109,14 @@ class Kernel:
         self.manager.shutdown_kernel(now=True)
 
 
+# Planted in the grader's environment: no kernel may see them, in any form.
+SECRETS = {"PGPASSWORD": "planted-pg-password-4711", "AWS_SECRET_ACCESS_KEY": "planted-aws-key-0815",
+           "COURSEKIT_DB_URL": "postgresql://grader:planted-db-password-1234@db/course"}
+
+
 @contextlib.contextmanager
 def warm_kernels(deadline: float = 120) -> Iterator[dict[str, str]]:
-    env = Course(REPO).environment()
+    env = {**Course(REPO).environment(), **SECRETS}
     env["COURSEKIT_SUBMISSION_DEADLINE"] = str(deadline)
     with warm_environment(env) as warm, pytest.MonkeyPatch.context() as patch:
         patch.setenv(SOCKET_ENV, warm[SOCKET_ENV])
@@ -253,6 +259,14 @@ def test_memory_past_the_limit_ends_that_kernel_only(course: Course, warm: dict[
 def test_the_warm_parent_ends_a_submission_at_its_deadline(course: Course) -> None:
     with warm_kernels(deadline=4) as env:
         slow = Kernel(course.autograded / "attacker" / ASSIGNMENT, env)
+        # A link named `ended` to a file of the grader's: before, the warm parent wrote its reason through it.
+        victim = course.root / "victim.txt"
+        victim.write_text("the grader's file")
+        slow.run(f"import os\ntry:\n    os.symlink({str(victim)!r}, {slow.manager.provisioner.sockets!r} + '/ended')\n"
+                 "except OSError:\n    pass\n")
+        ended = Path(slow.manager.provisioner.sockets, "ended")
+        if not ended.is_symlink():  # the folder is the grader's again: plant it as one planted before that would be
+            ended.symlink_to(victim)
         start = time.monotonic()
         slow.client.execute("import subprocess, time\nsubprocess.Popen(['sleep', '600'], start_new_session=True)\n"
                             "time.sleep(600)")
@@ -260,8 +274,9 @@ def test_the_warm_parent_ends_a_submission_at_its_deadline(course: Course) -> No
             time.sleep(0.2)
         assert not slow.manager.is_alive()
         assert time.monotonic() - start < 10
-        # What GuardedExecute tells the student (coursekit/runaway.py).
-        assert Path(slow.manager.provisioner.sockets, "ended").read_text() == "the submission ran past its 4 s limit"
+        # What GuardedExecute tells the student (coursekit/runaway.py): asked of the warm parent.
+        assert slow.manager.provisioner.death_reason() == "the submission ran past its 4 s limit"
+        assert victim.read_text() == "the grader's file"
         # The parent reaps it and ends what it left: the `sleep` that escaped its process group too.
         uid = sandbox.SANDBOX_UID_BASE + slow.manager.provisioner.pid
         for _ in range(50):
@@ -287,3 +302,121 @@ def test_grading_refuses_when_a_protection_is_missing(tmp_path: Path) -> None:
     assert "refusing to run student code without: network, filesystem" in result.stderr
     assert "--allow-unsandboxed" in result.stderr
     assert not course.autograded.exists() or not any(course.autograded.iterdir())
+
+
+# ---------------------------------------------------------------- kernels branch: paths, environment, lifetime
+
+
+def test_the_kernel_environment_is_an_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {**SECRETS, "PATH": "/usr/bin", "MPLBACKEND": "agg", "HOME": "/root", "COURSEKIT_SANDBOX_MEMORY_MB": "512",
+           "COURSEKIT_DB_URL_FILE": "x", "MY_FLAG": "1", sandbox.EXTRA_ENV: "MY_FLAG"}
+    assert sandbox.kernel_environment(env) == {"PATH": "/usr/bin", "MPLBACKEND": "agg", "MY_FLAG": "1"}
+    parent = sandbox.kernel_environment(env, parent=True)
+    assert parent["COURSEKIT_SANDBOX_MEMORY_MB"] == "512" and not set(SECRETS) & set(parent)
+
+
+SEARCH_SECRETS = """
+import os, re
+found = set()
+for text in (repr(dict(os.environ)), *(open(f'/proc/{p}/environ', 'rb').read().decode(errors='replace')
+                                       for p in ('self', '1') if os.path.exists(f'/proc/{p}/environ'))):
+    found |= {s for s in SECRETS if s in text}
+# The kernel's own memory: the environment it was started with sits on its stack; the heap holds what it was sent.
+with open('/proc/self/maps') as maps, open('/proc/self/mem', 'rb') as mem:
+    for line in maps:
+        if line.rstrip().endswith(('[stack]', '[heap]')):
+            start, end = (int(x, 16) for x in line.split()[0].split('-'))
+            for offset in range(start, end, 1 << 24):
+                mem.seek(offset)
+                chunk = mem.read(min((1 << 24) + 256, end - offset))
+                found |= {s for s in SECRETS if s.encode() in chunk}
+print(sorted(found), os.getpid())
+"""
+
+
+@pytest.mark.slow
+def test_the_kernel_sees_no_secret_of_the_grader(kernel: Kernel) -> None:
+    # Reversed: the cell's own source must not hold what it looks for.
+    out = kernel.run(f"SECRETS = [s[::-1] for s in {[v[::-1] for v in SECRETS.values()]!r}]\n" + SEARCH_SECRETS)
+    assert out == "[] 1\n", out  # and it is pid 1 of its own namespace
+
+
+@pytest.mark.slow
+def test_the_kernel_cannot_write_its_socket_folder_once_connected(kernel: Kernel) -> None:
+    """Its sockets were moved where only the grader writes; the folder it bound them in is the grader's again."""
+    folder = Path(kernel.manager.provisioner.sockets)
+    assert not Path(kernel.manager.ip).is_relative_to(folder)
+    out = kernel.run(f"import os\nfor name in ('ended', 'kernel-1'):\n"
+                     f"    try:\n        os.symlink('/etc/passwd', {str(folder)!r} + '/' + name)\n"
+                     f"    except OSError as exc:\n        print(type(exc).__name__)\n")
+    assert out == "PermissionError\nPermissionError\n", out
+    assert kernel.run("print(6 * 7)") == "42\n"
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _until_gone(marker: str, seconds: float = 5) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while (left := _processes_with(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+ESCAPE = """
+import os, subprocess, sys
+marker = {marker!r}
+subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', marker], start_new_session=True)
+if os.fork() == 0:  # a double fork, setsid in between: a daemon
+    os.setsid()
+    if os.fork() == 0:
+        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(600)', marker])
+    os._exit(0)
+os.wait()
+import ctypes
+ctypes.CDLL(None).prctl(1, 0, 0, 0, 0)  # no parent-death signal for the kernel itself either
+print('started')
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["shutdown", "kill the supervisor", "kill the warm parent"])
+def test_nothing_a_kernel_started_outlives_it(course: Course, how: str) -> None:
+    marker = f"coursekit-escape-{os.getpid()}-{how.replace(' ', '-')}"
+    with warm_kernels() as env:
+        kernel = Kernel(course.autograded / "attacker" / ASSIGNMENT, env)
+        assert kernel.run(ESCAPE.format(marker=marker)) == "started\n"
+        deadline = time.monotonic() + 10
+        while len(_processes_with(marker)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(_processes_with(marker)) == 2
+        supervisor = kernel.manager.provisioner.pid
+        if how == "shutdown":
+            kernel.close()
+        elif how == "kill the supervisor":
+            os.kill(supervisor, 9)
+        else:
+            warm_parent = int(Path(f"/proc/{supervisor}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            os.kill(warm_parent, 9)
+        assert not _until_gone(marker), how
+        deadline = time.monotonic() + 5
+        while _alive(supervisor) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(supervisor)
+        if how != "shutdown":
+            kernel.client.stop_channels()
+            with contextlib.suppress(Exception):
+                kernel.manager.shutdown_kernel(now=True)

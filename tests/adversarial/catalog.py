@@ -97,6 +97,10 @@ def _first_in_call(code: str, model: str) -> str:
     return model.replace("  def __call__(self, x):\n", f"  def __call__(self, x):\n{code}\n")
 
 
+def _indent(code: str) -> str:
+    return "\n".join("  " + line if line.strip() else line for line in code.splitlines())
+
+
 def _first_in_train(code: str) -> str:
     return TRAIN.replace("  with tf.GradientTape", f"{code}\n  with tf.GradientTape")
 
@@ -269,6 +273,104 @@ for _ in range(300):
         break'''
 
 
+
+# ---- kernels: the code the block of entries at the end of CATALOG runs
+# The kernel's socket folder: from its connection file ("ip"), else from its mounts.
+SOCKET_FOLDER = """
+import json as _json, os as _os
+def _socket_folder():
+    try:
+        from ipykernel.kernelapp import IPKernelApp
+        with open(IPKernelApp.instance().connection_file) as _file:
+            return _os.path.dirname(_json.load(_file)["ip"])
+    except Exception:
+        for _line in open('/proc/self/mountinfo'):
+            if '/sockets/' in _line.split()[4]:
+                return _line.split()[4]
+"""
+
+
+def _plant_ended(*targets: str) -> str:
+    """`ended` in the kernel's socket folder, a link to a grader file (relative to the kernel's working folder)."""
+    return SOCKET_FOLDER + f"""
+for _target in {targets!r}:
+    try:
+        _link = _os.path.join(_socket_folder(), 'ended')
+        if _os.path.lexists(_link):
+            _os.unlink(_link)
+        _os.symlink(_os.path.abspath(_target), _link)
+    except Exception as _exc:
+        print('ended:', type(_exc).__name__)
+"""
+
+
+SOURCE_NOTEBOOK = "../../../source/custom_training_basics/custom_training_basics.ipynb"
+SWAP_SOCKETS = SOCKET_FOLDER + """
+import glob as _glob
+_folder = _socket_folder()
+for _path in _glob.glob(_os.path.join(_folder, 'kernel-*')):
+    try:
+        _os.rename(_path, _path + '.mine')
+        _os.symlink(_os.path.join(_folder, '..', '..', 'fork.sock'), _path)
+    except Exception as _exc:
+        print('swap:', type(_exc).__name__)
+try:
+    from ipykernel.kernelapp import IPKernelApp
+    _connection = IPKernelApp.instance().connection_file
+    _info = _json.load(open(_connection))
+    _info['ip'] = _os.path.join(_folder, '..', '..', 'fork.sock')
+    _json.dump(_info, open(_connection, 'w'))
+except Exception as _exc:
+    print('connection file:', type(_exc).__name__)
+"""
+PRINT_ENVIRON = """
+import os as _os
+print(dict(_os.environ))
+"""
+PRINT_PROC_ENVIRON = """
+import os as _os
+for _pid in ('self', '1', str(_os.getppid())):
+    try:
+        print(_pid, open(f'/proc/{_pid}/environ', 'rb').read().replace(b'\\0', b'\\n').decode(errors='replace'))
+    except OSError as _exc:
+        print(_pid, type(_exc).__name__)
+"""
+# The environment the kernel was started with lies on its stack; what the warm parent was sent, on its heap.
+SCAN_OWN_MEMORY = """
+_found = []
+with open('/proc/self/maps') as _maps, open('/proc/self/mem', 'rb') as _mem:
+    for _line in _maps:
+        if _line.rstrip().endswith(('[stack]', '[heap]')):
+            _start, _end = (int(_x, 16) for _x in _line.split()[0].split('-'))
+            for _offset in range(_start, _end, 1 << 24):  # 16 MiB at a time, overlapping: the memory limit holds
+                _mem.seek(_offset)
+                _chunk = _mem.read(min((1 << 24) + 256, _end - _offset))
+                for _needle in (b'PASSWORD=', b'SECRET_ACCESS_KEY=', b'postgresql://'):
+                    _at = _chunk.find(_needle)
+                    while _at >= 0 and len(_found) < 40:
+                        _found.append(_chunk[_at:_at + 120].decode(errors='replace'))
+                        _at = _chunk.find(_needle, _at + 1)
+print(_found)
+"""
+# Sleepers named after the kernel's working folder (the run's own scratch course): tests look for them by name.
+DAEMONS = """
+import os as _os, subprocess as _subprocess, sys as _sys
+_name = 'coursekit-daemon:' + _os.getcwd()
+_subprocess.Popen([_sys.executable, '-c', 'import time; time.sleep(3600)', _name], start_new_session=True)
+if _os.fork() == 0:
+    _os.setsid()
+    if _os.fork() == 0:
+        _os.execv(_sys.executable, [_sys.executable, '-c', 'import time; time.sleep(3600)', _name])
+    _os._exit(0)
+_os.wait()
+try:
+    import ctypes as _ctypes
+    _ctypes.CDLL(None).prctl(1, 0, 0, 0, 0)  # the kernel's own parent-death signal, cleared
+except Exception:
+    pass
+"""
+
+
 def _hide_train_loop(notebook: NotebookNode) -> None:
     """Deletes the test cells of the train part only: they come back and grade the wrong train."""
     notebook.cells = [c for c in notebook.cells
@@ -382,4 +484,21 @@ CATALOG: tuple[Hostile, ...] = (
             "gradebook writer to show passes", loses=("test_train_step",), train=WRONG_TRAIN + "\n\n" + FORGE_REPLAY),
     Hostile("routes_kill_writer", "correct work that kills every coursekit and nbgrader process it can see",
             loses=(), model=MODEL + "\n\n" + KILL_WRITER),
+    # ---- kernels: paths a kernel can write, the grader's environment, processes that outlive their kernel
+    Hostile("ended_to_source", "correct model and loss; a link named `ended` to the source notebook in its socket "
+            "folder, then train kills its kernel", loses=AFTER_TRAIN,
+            train=_first_in_train(_indent(_plant_ended(SOURCE_NOTEBOOK) + "\nimport os\nos._exit(3)"))),
+    Hostile("ended_to_gradebook", "correct model and loss; links named `ended` to the gradebook and the source, "
+            "then a 6 GiB allocation in train", loses=AFTER_TRAIN,
+            model=MODEL + "\n" + _plant_ended("../../../gradebook.db", SOURCE_NOTEBOOK),
+            train=_first_in_train("  _hog = [bytearray(2**30) for _ in range(6)]")),
+    Hostile("swap_sockets", "correct work that replaces its sockets and connection file with links to the warm "
+            "parent's socket", loses=(), model=MODEL + "\n" + SWAP_SOCKETS),
+    Hostile("print_environ", "correct work that prints its environment", loses=(), model=MODEL + "\n" + PRINT_ENVIRON),
+    Hostile("print_proc_environ", "correct work that prints /proc/self, /proc/1 and its parent's environ", loses=(),
+            loss=LOSS + "\n" + PRINT_PROC_ENVIRON),
+    Hostile("scan_own_memory", "correct work that searches its own stack and heap for passwords and keys", loses=(),
+            train=TRAIN + "\n" + SCAN_OWN_MEMORY),
+    Hostile("background_daemons", "correct work that starts a setsid'd sleeper and a double-forked daemon, and clears "
+            "its parent-death signal", loses=(), loss=LOSS + "\n" + DAEMONS),
 )
