@@ -28,6 +28,7 @@ from typing import Any
 
 import zmq
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.util import ensure_async, run_hook, run_sync
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Integer
@@ -57,6 +58,8 @@ def dropped_content(size: int, why: str) -> dict[str, Any]:
 
 def bounded_unpacker(unpack: Callable[[bytes], Any], max_bytes: int) -> Callable[[bytes], Any]:
     """`unpack` (jupyter_client's JSON reader), refusing what would cost the grader far more than its size."""
+    if getattr(unpack, "coursekit_bounded", False):
+        return unpack
 
     def read(data: bytes | str) -> Any:
         raw = data.encode() if isinstance(data, str) else bytes(data)
@@ -93,7 +96,7 @@ class GuardedExecute(Execute):
         config=True
     )
     max_notebook_output_bytes = Integer(
-        3_000_000, help="everything the kernel sends for one notebook, counted as stored; the rest is dropped"
+        1_500_000, help="everything the kernel sends for one notebook, counted as stored; the rest is dropped"
     ).tag(config=True)
     max_message_json_bytes = Integer(4_000_000, help="a message's JSON larger than this is not parsed").tag(
         config=True
@@ -110,14 +113,26 @@ class GuardedExecute(Execute):
         self._dropped_cells: set[int] = set()
 
     async def async_start_new_kernel_client(self) -> Any:
-        # Bounds on what one message can cost the grader, before any is received: frames above the limit
-        # never reach this process, and JSON too large or too nested for its size is never parsed.
-        if self.km is not None:
-            self.km.context.setsockopt(zmq.MAXMSGSIZE, self.max_message_frame_bytes)
-            session = self.km.session
-            if not getattr(session.unpack, "coursekit_bounded", False):
-                session.unpack = bounded_unpacker(session.unpack, self.max_message_json_bytes)
-        return await super().async_start_new_kernel_client()
+        """nbclient's, with bounds on what one message can cost the grader, set before any student code runs:
+        zmq drops frames above `max_message_frame_bytes` unread, and JSON too large or too nested for its size
+        is never parsed (`bounded_unpacker`)."""
+        assert self.km is not None
+        try:
+            self.kc = self.km.client()
+            self.kc.context.setsockopt(zmq.MAXMSGSIZE, self.max_message_frame_bytes)  # for the sockets it makes
+            session = self.kc.session  # the client's own (a clone of the manager's), which its channels use
+            session.unpack = bounded_unpacker(session.unpack, self.max_message_json_bytes)
+            await ensure_async(self.kc.start_channels())
+            await ensure_async(self.kc.wait_for_ready(timeout=self.startup_timeout))
+        except Exception:
+            await self._async_cleanup_kernel()
+            raise
+        self.kc.allow_stdin = False
+        await run_hook(self.on_notebook_start, notebook=self.nb)
+        return self.kc
+
+    # nbclient binds the synchronous form to its own coroutine at class creation: rebind it to this one.
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int):
         if cell.cell_type != "code" or not cell.source.strip():
@@ -126,20 +141,31 @@ class GuardedExecute(Execute):
             cell.outputs = [error_output("CellNotRun", f"this cell did not run: {self._stopped}")]
             cell.execution_count = None
             return cell, resources
+        self._interrupted = False
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
             cell.outputs.append(error_output("DeadKernelError", self._death_reason()))
             self._stopped = "the kernel died in an earlier cell"
-        except CellTimeoutError:  # no reply, or its output never ended: a kernel deaf to the interrupt
-            cell.outputs.append(self._timed_out())
-            self._stopped = f"an earlier cell ran past the {self.timeout} s limit and its kernel stopped answering"
+        except CellTimeoutError:
+            if not self._interrupted:  # replied in time, output never ended: zmq dropped the kernel's output channel
+                cell.outputs.append(error_output("CellTimeoutError", (
+                    "this cell's output stopped arriving: the kernel sent a message larger than "
+                    f"{self.max_message_frame_bytes} bytes, or its output channel broke")))
+                self._stopped = "the kernel's output stopped arriving in an earlier cell"
+            else:  # no reply even after the interrupt: a kernel deaf to it
+                cell.outputs.append(self._timed_out())
+                self._stopped = f"an earlier cell ran past the {self.timeout} s limit and its kernel stopped answering"
         else:
             # Timed out, interrupted, and the kernel answered: only this cell is lost, the notebook goes on.
             for index, output in enumerate(cell.outputs):
                 if output.output_type == "error" and output.ename == "CellTimeoutError":
                     cell.outputs[index] = self._timed_out()
         return cell, resources
+
+    async def _async_handle_timeout(self, timeout: int, cell: NotebookNode | None = None) -> Any:
+        self._interrupted = True  # the cell ran past its limit (nbclient interrupts the kernel)
+        return await super()._async_handle_timeout(timeout, cell)
 
     def _timed_out(self) -> NotebookNode:
         return error_output("CellTimeoutError", f"this cell ran past the {self.timeout} s limit")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import nbformat
 import pytest
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell
@@ -124,3 +125,51 @@ def test_a_message_too_costly_to_parse_is_read_as_a_note(payload: bytes) -> None
     content = read(payload)
     assert content["msg_type"] == "coursekit_dropped" and "dropped" in content["text"]
     assert read(b'{"name": "stdout", "text": "ok"}') == {"name": "stdout", "text": "ok"}
+
+
+# ---------------------------------------------------------------- with a real (plain) kernel
+
+SEND_RAW = """
+_kernel = get_ipython().kernel
+_kernel.session.send(_kernel.iopub_socket, "display_data", parent=_kernel.get_parent(), content={content})
+"""
+
+
+def execute_cells(*sources: str, **traits: Any) -> list[str]:
+    """Each cell's outputs as text, after a real python3 kernel ran them under GuardedExecute."""
+    notebook = nbformat.v4.new_notebook(cells=[new_code_cell(source) for source in sources])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    executed, _ = GuardedExecute(**{"timeout": 3, **traits}).preprocess(notebook, {"metadata": {"path": "/tmp"}})
+    return [" ".join(o.get("text") or o.get("evalue") or json.dumps(o.get("data")) for o in c.outputs)
+            for c in executed.cells]
+
+
+@pytest.mark.slow
+def test_a_timed_out_cell_on_a_responsive_kernel_costs_only_itself() -> None:
+    out = execute_cells("x = 1", "while True:\n    pass", "print(x + 1)")
+    assert "ran past the 3 s limit" in out[1] and out[2] == "2\n"
+
+
+@pytest.mark.slow
+def test_a_kernel_deaf_to_the_interrupt_stops_the_notebook() -> None:
+    deaf = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(60)"
+    out = execute_cells("print('before')", deaf, "print('after')")
+    assert out[0] == "before\n" and "ran past the 3 s limit" in out[1] and "did not run" in out[2]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("content", [
+    "b'{\"data\": {\"application/json\": ' + b'[' * 200_000 + b']' * 200_000 + b'}, \"metadata\": {}}'",
+    "{'data': {'application/json': [{} for _ in range(900_000)]}, 'metadata': {}}",
+    "{'data': {'text/plain': 'h' * 30_000_000}, 'metadata': {}}",
+])
+def test_messages_too_costly_to_parse_become_a_note_and_the_notebook_goes_on(content: str) -> None:
+    out = execute_cells(SEND_RAW.format(content=content), "print('after')")
+    assert "from the kernel was dropped" in out[0] and out[1] == "after\n"
+
+
+@pytest.mark.slow
+def test_a_frame_past_the_limit_never_reaches_the_grader_and_stops_the_notebook() -> None:
+    out = execute_cells("print('before')", "print('x' * 10_000_000)", "print('after')",
+                        max_message_frame_bytes=5_000_000)
+    assert out[0] == "before\n" and "output stopped arriving" in out[1] and "did not run" in out[2]
