@@ -83,8 +83,8 @@ class Limits:
     """What one kernel (one submission) may use. Each can be set by its environment variable."""
 
     memory: int = 2 * GiB  # COURSEKIT_SANDBOX_MEMORY_MB
-    # Threads count. An honest kernel here peaks at about 40 (TensorFlow starts pools per core: on a
-    # machine with many cores raise it, COURSEKIT_SANDBOX_PROCESSES); a process flood meets it early.
+    # Threads count. An honest kernel here (2 cores) has 19; TensorFlow adds about two per core: on a
+    # machine with more than about 40 cores raise it (COURSEKIT_SANDBOX_PROCESSES). A process flood meets it early.
     processes: int = 128
     cpus: float = 1.0  # COURSEKIT_SANDBOX_CPUS: cores a kernel may use at most (cgroup quota)
     cpu_seconds: int = 600  # COURSEKIT_SANDBOX_CPU_SECONDS

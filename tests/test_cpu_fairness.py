@@ -31,15 +31,16 @@ pytestmark = [
 HONEST = "correct_reference"
 SPINNER = "cpu_spinner"
 CELL_TIMEOUT = 30  # an honest cell takes a second or two alone on this core; with 1/100 of it, minutes
-SPIN = bounds.SPINNERS.replace("_time.sleep(12)", "_time.sleep(25)")  # just under the cell limit
+SPIN = bounds.spinners(spin=20, sleep=22)  # with the spinners starving the kernel a little, under the limit
 ONE_CORE = str(min(os.sched_getaffinity(0)))
 
 
 def test_an_honest_student_beside_a_spinner_on_one_core_keeps_exact_scores(tmp_path: Path) -> None:
     course = copy_course(tmp_path / "course")
     release = nbformat.read(course.release_notebook, as_version=4)
-    spinner = cohort.fill(release, cohort.Student(SPINNER, "busy processes", model=cohort.MODEL + "\n\n" + SPIN,
-                                                  loss=cohort.LOSS + "\n\nimport time\ntime.sleep(25)"))
+    spinner = cohort.fill(release, cohort.Student(SPINNER, "busy processes"))
+    for before in ("test_model_variables", "test_loss_values", "test_train_step"):  # three bursts of 20 s
+        bounds.insert_before(before, *SPIN)(spinner)
     path = tmp_path / f"{ASSIGNMENT}.ipynb"
     nbformat.write(spinner, path)
     course.submit(SPINNER, path)

@@ -70,6 +70,10 @@ _kernel.session.send(_kernel.iopub_socket, "display_data", parent=_kernel.get_pa
                      content=b'{"data": {"application/json": ' + _deep + b'}, "metadata": {}}')
 """
 
+# A message above the frame limit (64 MB): zmq drops it and the kernel's output channel with it, so the notebook
+# stops there; the points earned before stay.
+GIANT_FRAME = "\n\nprint('g' * 70_000_000)"
+
 # ---------------------------------------------------------------- observations
 
 LOSS_CHECKS = ("test_loss_values", "test_loss_properties")  # a wrong loss: convergence and plots use a stand-in
@@ -93,10 +97,11 @@ def loss(predicted_y, target_y):
   return _np.lib.stride_tricks.as_strided(_np.zeros(1), shape=(10**6, 10**6), strides=(0, 0))
 """
 
-# A loss whose exception message is 100 MB, and one that returns lists nested 100,000 deep.
+# A loss whose exception message is 30 MB (its traceback too large to parse), and one that returns lists
+# nested 100,000 deep.
 GIANT_MESSAGE_LOSS = """
 def loss(predicted_y, target_y):
-  raise ValueError("e" * 100_000_000)
+  raise ValueError("e" * 30_000_000)
 """
 NESTED_LOSS = """
 def loss(predicted_y, target_y):
@@ -157,26 +162,37 @@ FORGED_STRING = forge('{"known": {"shape": [], "size": 1, "data": [5.25]}, "note
 
 # ---------------------------------------------------------------- CPU and time
 
-# Busy processes, each in a session of its own (out of the kernel's process group), while the kernel's own
-# cells sleep just under the cell limit (15 s in tests/test_adversarial.py). They stop by themselves after
-# three minutes at most, whatever happens to the grader.
-SPINNERS = """
+
+def spinners(spin: float, sleep: float, count: int = 80) -> tuple[str, str]:
+    """Two cells: the first forks `count` busy processes (80: the kernel keeps room under its process limit for
+    the threads it needs itself; more only fail to fork), each in a session of its own (out of the kernel's process
+    group); the second starts them all at once and sleeps just under the cell limit while they spin for `spin`
+    seconds. Forking about 120 times from a TensorFlow kernel takes seconds, hence a cell of its own, and the
+    children wait so that the kernel is not starved by them while it forks. They exit by themselves."""
+    fork = f"""
 import os as _os, time as _time
-_spinners = 0
-for _ in range(200):
+_go, _release = _os.pipe()
+for _ in range({count}):
     try:
         _pid = _os.fork()
     except OSError:
         break
     if _pid == 0:
+        _os.close(_release)
         _os.setsid()
-        _end = _time.monotonic() + 180
+        _os.read(_go, 1)  # end of file once the next cell closes the other end
+        _end = _time.monotonic() + {spin}
         while _time.monotonic() < _end:
             pass
         _os._exit(0)
-    _spinners += 1
-_time.sleep(12)
+_os.close(_go)
 """
+    release = f"_os.close(_release)\n_time.sleep({sleep})\n"
+    return fork, release
+
+
+# The cell limit in tests/test_adversarial.py is 15 s.
+SPINNERS = insert_before("test_model_variables", *spinners(spin=6, sleep=8))
 
 # An endless loop in a cell of its own above the loss: that cell times out, is interrupted, and the rest runs.
 LOOP_ABOVE_LOSS = insert_before("loss", "while True:\n    pass\n")

@@ -391,7 +391,9 @@ CATALOG: tuple[Hostile, ...] = (
             loss=bounds.STRIDED_LOSS),
     Hostile("bounds_broadcast_loss", "a loss returning an as_strided 10^6 x 10^6 view of one value",
             loses=bounds.LOSS_CHECKS, loss=bounds.BROADCAST_LOSS),
-    Hostile("bounds_giant_message_loss", "a loss raising an exception with a 100 MB message",
+    Hostile("bounds_giant_frame", "correct work; the train cell prints 70 MB in one message", loses=AFTER_TRAIN,
+            train=TRAIN + bounds.GIANT_FRAME),
+    Hostile("bounds_giant_message_loss", "a loss raising an exception with a 30 MB message",
             loses=bounds.LOSS_CHECKS, loss=bounds.GIANT_MESSAGE_LOSS),
     Hostile("bounds_nested_loss", "a loss returning lists nested 100,000 deep", loses=bounds.LOSS_CHECKS,
             loss=bounds.NESTED_LOSS),
@@ -402,9 +404,8 @@ CATALOG: tuple[Hostile, ...] = (
             loses=(), loss=bounds.FORGED_NESTING, verdict_only=True),
     Hostile("bounds_forged_string", "correct loss; a hook publishes a record holding a 10 MB string", loses=(),
             loss=bounds.FORGED_STRING, verdict_only=True),
-    Hostile("bounds_cpu_spinner", "correct work; 200 busy processes in sessions of their own while its cells "
-            "sleep just under the limit", loses=(), model=MODEL + "\n\n" + bounds.SPINNERS,
-            loss=LOSS + "\n\nimport time\ntime.sleep(12)"),
+    Hostile("bounds_cpu_spinner", "correct work; 80 busy processes in sessions of their own while its cells "
+            "sleep just under the limit", loses=(), edit=bounds.SPINNERS),
     Hostile("bounds_loop_above_loss", "correct work with an endless loop in a cell of its own above the loss",
             loses=(), edit=bounds.LOOP_ABOVE_LOSS),
     Hostile("bounds_loop_in_loss", "an endless loop in the loss cell, before loss is defined",
