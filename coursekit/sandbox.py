@@ -13,7 +13,9 @@ single-threaded and before it becomes an ipykernel:
 - identity: a uid of its own (SANDBOX_UID_BASE + pid), no groups, no capabilities, no_new_privs,
   so a kernel cannot signal, trace or read another one.
 - limits: memory and processes by a cgroup per kernel (v2, or v1 as on this machine), else by
-  rlimits; CPU seconds, file size and core dumps by rlimits. The warm parent kills a kernel past
+  rlimits; a CPU share by the same cgroup (at most `Limits.cpus` cores, and an equal weight beside
+  every other kernel, however many processes it starts); CPU seconds, file size and core dumps by
+  rlimits. The warm parent kills a kernel past
   the per-submission deadline (`Limits.deadline`).
 - lifetime: the kernel is pid 1 of a PID namespace of its own, so whatever it starts (setsid or
   double fork included) ends when it ends; it dies with the supervisor the warm parent forked, which
@@ -100,7 +102,10 @@ class Limits:
     """What one kernel (one submission) may use. Each can be set by its environment variable."""
 
     memory: int = 2 * GiB  # COURSEKIT_SANDBOX_MEMORY_MB
-    processes: int = 512  # threads count: TensorFlow starts a pool per core
+    # Threads count. An honest kernel here (2 cores) has 19; TensorFlow adds about two per core: on a
+    # machine with more than about 40 cores raise it (COURSEKIT_SANDBOX_PROCESSES). A process flood meets it early.
+    processes: int = 128
+    cpus: float = 1.0  # COURSEKIT_SANDBOX_CPUS: cores a kernel may use at most (cgroup quota)
     cpu_seconds: int = 600  # COURSEKIT_SANDBOX_CPU_SECONDS
     file_size: int = 64 * MiB  # one file; the scratch tmpfs bounds the total
     scratch: int = 256 * MiB
@@ -110,6 +115,8 @@ class Limits:
     def from_env(cls) -> Limits:
         return cls(
             memory=int(_env_number("COURSEKIT_SANDBOX_MEMORY_MB", 2048) * MiB),
+            processes=int(_env_number("COURSEKIT_SANDBOX_PROCESSES", 128)),
+            cpus=_env_number("COURSEKIT_SANDBOX_CPUS", 1.0),
             cpu_seconds=int(_env_number("COURSEKIT_SANDBOX_CPU_SECONDS", 600)),
             deadline=_env_number("COURSEKIT_SUBMISSION_DEADLINE", 600.0),
         )
@@ -224,10 +231,12 @@ def _own_cgroup_v1(controller: str) -> Path | None:
 def cgroup_folders(name: str) -> dict[str, Path]:
     """Where a kernel's cgroups go, by what they limit: under this process's own cgroups."""
     v2 = _own_cgroup_v2()
-    if v2 is not None and {"memory", "pids"} <= set((v2 / "cgroup.controllers").read_text().split()):
-        return {"memory": v2 / name, "processes": v2 / name}
+    controllers = set((v2 / "cgroup.controllers").read_text().split()) if v2 is not None else set()
+    if v2 is not None and {"memory", "pids"} <= controllers:
+        cpu = {"cpu share": v2 / name} if "cpu" in controllers else {}
+        return {"memory": v2 / name, "processes": v2 / name, **cpu}
     folders = {}
-    for what, controller in (("memory", "memory"), ("processes", "pids")):
+    for what, controller in (("memory", "memory"), ("processes", "pids"), ("cpu share", "cpu")):
         own = _own_cgroup_v1(controller)
         if own is not None:
             folders[what] = own / name
@@ -250,6 +259,17 @@ def _join_cgroups(name: str, limits: Limits) -> dict[str, str]:
                     (folder / "memory.limit_in_bytes").write_text(str(limits.memory))
                     with contextlib.suppress(OSError):  # absent without swap accounting
                         (folder / "memory.memsw.limit_in_bytes").write_text(str(limits.memory))
+            elif what == "cpu share":
+                # A quota caps the kernel at `cpus` cores; the weight (the default, set for clarity) makes a kernel
+                # with 200 busy processes count as much as one with a single process beside it.
+                period = 100_000
+                if v2:
+                    (folder / "cpu.max").write_text(f"{int(limits.cpus * period)} {period}")
+                    (folder / "cpu.weight").write_text("100")
+                else:
+                    (folder / "cpu.cfs_period_us").write_text(str(period))
+                    (folder / "cpu.cfs_quota_us").write_text(str(int(limits.cpus * period)))
+                    (folder / "cpu.shares").write_text("1024")
             else:
                 (folder / "pids.max").write_text(str(limits.processes))
             (folder / "cgroup.procs").write_text(str(os.getpid()))
@@ -470,6 +490,10 @@ def confine(layout: Layout, limits: Limits, *, strict: bool = True) -> Report:
         report.held["memory"] = f"{memory} (RLIMIT_DATA)"
     limit(resource.RLIMIT_CPU, limits.cpu_seconds)
     report.held["cpu"] = f"{limits.cpu_seconds} s"
+    if "cpu share" in held:
+        report.held["cpu share"] = f"{limits.cpus:g} core ({held['cpu share']})"
+    elif root:  # without root there are no cgroups at all: docs/security.md says what that leaves
+        report.missing["cpu share"] = "no cpu cgroup"
     limit(resource.RLIMIT_FSIZE, limits.file_size)
     report.held["file size"] = f"{limits.file_size // MiB} MiB"
     limit(resource.RLIMIT_CORE, 0)

@@ -59,11 +59,12 @@ def number(value: Any) -> dict[str, Any]:
     try:
         with quiet():
             array = _asarray(value, dtype=np.float64)
+            # The first values only: ravel() would copy a view claiming 10^12 values (as_strided, broadcast_to).
+            flat = array.flat[:MAX_VALUES]
     except KeyboardInterrupt:
         raise
     except BaseException as exc:
         return {"type": type(value).__name__, "error": safe_str(exc)}
-    flat = array.ravel()[:MAX_VALUES]
     return {"shape": list(array.shape), "size": int(array.size), "data": [_float(x) for x in flat.tolist()]}
 
 

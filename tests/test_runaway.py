@@ -22,7 +22,8 @@ TRAIN_FIRST_LINE = "def train(model, inputs, outputs, learning_rate):\n"
 
 # student -> (the train cell, the test cells it loses, the error on the first cell that broke)
 RUNAWAY = {
-    "loops_forever": (cohort.TRAIN + "\n\nwhile True:\n  pass", TRAIN_AND_LATER,
+    # The loop is interrupted and train is defined: the timed-out cell costs only itself.
+    "loops_forever": (cohort.TRAIN + "\n\nwhile True:\n  pass", (),
                       ("train", f"this cell ran past the {CELL_TIMEOUT} s limit")),
     "hangs_deaf_to_interrupts": (
         cohort.TRAIN + "\n\nimport signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(10**6)",
@@ -33,6 +34,7 @@ RUNAWAY = {
                         TRAIN_AND_LATER, ("test_train_step", "the kernel died while running this cell")),
     "floods_output": (cohort.TRAIN + "\n\nprint('x' * 50_000_000)", (), None),
 }
+STOPS_THE_NOTEBOOK = ("hangs_deaf_to_interrupts", "exits_its_kernel", "exhausts_memory")
 HONEST = "correct_reference"
 # Until hidden test cells import only what the sandbox shows a kernel (grader_observe), they score 0 there.
 HIDDEN_TESTS_RUN = (REPO / "grader_observe").is_dir()
@@ -81,7 +83,7 @@ def test_each_runaway_loses_what_it_broke_and_keeps_what_ran_before(graded: tupl
     assert got[HONEST] == cohort.expected_scores(maxima)[HONEST]
 
 
-def test_the_cell_that_broke_says_why_and_later_cells_did_not_run(graded: tuple[Course, float]) -> None:
+def test_the_broken_cell_says_why_and_later_cells_run_unless_its_kernel_stopped(graded: tuple[Course, float]) -> None:
     course, _ = graded
     for student, (_, _, broke) in RUNAWAY.items():
         if broke is None:
@@ -93,7 +95,11 @@ def test_the_cell_that_broke_says_why_and_later_cells_did_not_run(graded: tuple[
         assert broken is not None, (student, errors)
         if HIDDEN_TESTS_RUN:  # else the test cells never call train, and the training loop is where it breaks
             assert cells[broken].metadata.nbgrader["grade_id"] == cell_id, student
-        assert all(error.startswith("this cell did not run") for error in errors[broken + 1:]), (student, errors)
+        later = errors[broken + 1:]
+        if student in STOPS_THE_NOTEBOOK:
+            assert all(error.startswith("this cell did not run") for error in later), (student, errors)
+        else:  # the kernel answered the interrupt: the notebook went on
+            assert not any("did not run" in error or "ran past" in error for error in later), (student, errors)
 
 
 def test_grading_moves_on_within_bounded_time(graded: tuple[Course, float]) -> None:
@@ -108,4 +114,5 @@ def test_a_flood_of_output_leaves_small_notebooks_and_feedback(graded: tuple[Cou
     page = course.feedback / "floods_output" / ASSIGNMENT / f"{ASSIGNMENT}.html"
     assert notebook.stat().st_size < 2_000_000
     assert page.stat().st_size < 3_000_000
-    assert Path(notebook).read_text().count("x" * 1000) >= 1  # the start of the flood is kept
+    # One 50 MB message is more than the grader parses (coursekit/runaway.py): the cell says it was dropped.
+    assert "bytes from the kernel was dropped" in Path(notebook).read_text()

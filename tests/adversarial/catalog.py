@@ -19,6 +19,7 @@ from nbformat import NotebookNode
 from coursekit import cohort
 
 from .routes_payloads import FORGE_REPLAY, KILL_WRITER, REACH_SUBMISSIONS
+from . import bounds
 
 ALL = ("*",)  # every test cell: the submission is graded as blank
 MODEL, LOSS, TRAIN = cohort.MODEL, cohort.LOSS, cohort.TRAIN
@@ -501,4 +502,39 @@ CATALOG: tuple[Hostile, ...] = (
             train=TRAIN + "\n" + SCAN_OWN_MEMORY),
     Hostile("background_daemons", "correct work that starts a setsid'd sleeper and a double-forked daemon, and clears "
             "its parent-death signal", loses=(), loss=LOSS + "\n" + DAEMONS),
+    # ---- bounds: output past the per-cell cap, observations sized to hurt the judge, CPU, timed-out cells
+    Hostile("bounds_many_cells", "correct work and 100 extra cells of 300 kB output each", loses=(),
+            edit=bounds.MANY_CELLS),
+    Hostile("bounds_big_metadata", "correct work and 90 MB of output metadata", loses=(),
+            model=MODEL + "\n\n" + bounds.BIG_METADATA),
+    Hostile("bounds_display_updates", "correct work; a 2 MB update of 40 outputs sharing a display id, and "
+            "updates of them from a later cell", loses=(), model=MODEL + "\n\n" + bounds.DISPLAY_UPDATES,
+            loss=LOSS + "\n\n" + bounds.DISPLAY_UPDATES_LATER),
+    Hostile("bounds_clear_games", "correct work that prints 80 MB, clearing after every megabyte", loses=(),
+            model=MODEL + "\n\n" + bounds.CLEAR_GAMES),
+    Hostile("bounds_huge_messages", "correct work; messages too large, too many-valued or too deep to parse",
+            loses=(), model=MODEL + "\n\n" + bounds.HUGE_MESSAGES),
+    Hostile("bounds_strided_loss", "a loss returning a view that claims 150 M values", loses=bounds.LOSS_CHECKS,
+            loss=bounds.STRIDED_LOSS),
+    Hostile("bounds_broadcast_loss", "a loss returning an as_strided 10^6 x 10^6 view of one value",
+            loses=bounds.LOSS_CHECKS, loss=bounds.BROADCAST_LOSS),
+    Hostile("bounds_giant_frame", "correct work; the train cell prints 70 MB in one message", loses=AFTER_TRAIN,
+            train=TRAIN + bounds.GIANT_FRAME),
+    Hostile("bounds_giant_message_loss", "a loss raising an exception with a 30 MB message",
+            loses=bounds.LOSS_CHECKS, loss=bounds.GIANT_MESSAGE_LOSS),
+    Hostile("bounds_nested_loss", "a loss returning lists nested 100,000 deep", loses=bounds.LOSS_CHECKS,
+            loss=bounds.NESTED_LOSS),
+    Hostile("bounds_forged_claim", "correct loss; a hook publishes a record claiming 10^12 values with the nonce",
+            loses=("test_loss_values",), loss=bounds.FORGED_CLAIM, verdict_only=True,
+            tampered=("test_loss_values",)),
+    Hostile("bounds_forged_nesting", "correct loss; a hook sends a record nested 200,000 deep with the nonce",
+            loses=(), loss=bounds.FORGED_NESTING, verdict_only=True),
+    Hostile("bounds_forged_string", "correct loss; a hook publishes a record holding a 10 MB string", loses=(),
+            loss=bounds.FORGED_STRING, verdict_only=True),
+    Hostile("bounds_cpu_spinner", "correct work; 80 busy processes in sessions of their own while its cells "
+            "sleep just under the limit", loses=(), edit=bounds.SPINNERS),
+    Hostile("bounds_loop_above_loss", "correct work with an endless loop in a cell of its own above the loss",
+            loses=(), edit=bounds.LOOP_ABOVE_LOSS),
+    Hostile("bounds_loop_in_loss", "an endless loop in the loss cell, before loss is defined",
+            loses=bounds.NEEDS_LOSS, loss=bounds.LOOP_IN_LOSS),
 )

@@ -1,0 +1,64 @@
+"""A CPU hog graded beside an honest student, both on one core: the honest student's grade stays exact.
+
+Each kernel has a CPU cgroup of its own (coursekit/sandbox.py: a quota of `Limits.cpus` cores and the default
+weight), so a submission that starts a hundred busy processes counts as one process beside the others.
+Before this, such a submission made an honest student graded at the same time run out of time (19 became 14).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from coursekit import ASSIGNMENT, cohort, sandbox, scores
+
+from .adversarial import bounds
+from .conftest import copy_course
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0 or not sandbox.cgroup_folders("probe").get("cpu share"),
+                       reason="needs root and a cpu cgroup, as kernels get their CPU share from one"),
+]
+
+HONEST = "correct_reference"
+SPINNER = "cpu_spinner"
+CELL_TIMEOUT = 30  # an honest cell takes a second or two alone on this core; with 1/100 of it, minutes
+SPIN = bounds.spinners(spin=20, sleep=22)  # with the spinners starving the kernel a little, under the limit
+ONE_CORE = str(min(os.sched_getaffinity(0)))
+
+
+def test_an_honest_student_beside_a_spinner_on_one_core_keeps_exact_scores(tmp_path: Path) -> None:
+    course = copy_course(tmp_path / "course")
+    release = nbformat.read(course.release_notebook, as_version=4)
+    spinner = cohort.fill(release, cohort.Student(SPINNER, "busy processes"))
+    for before in ("test_model_variables", "test_loss_values", "test_train_step"):  # three bursts of 20 s
+        bounds.insert_before(before, *SPIN)(spinner)
+    path = tmp_path / f"{ASSIGNMENT}.ipynb"
+    nbformat.write(spinner, path)
+    course.submit(SPINNER, path)
+    course.submit(HONEST, course.demo_notebook(HONEST))
+    course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
+    pin = ["taskset", "-c", ONE_CORE] if shutil.which("taskset") else []
+    start = time.monotonic()
+    result = subprocess.run(
+        [*pin, sys.executable, "-m", "coursekit.cli", "grade", "--workers", "2"], cwd=course.root,
+        env={**course.environment(), "COURSEKIT_CELL_TIMEOUT": str(CELL_TIMEOUT),
+             "COURSEKIT_SUBMISSION_DEADLINE": "240"},
+        text=True, capture_output=True, timeout=900, check=False,
+    )
+    elapsed = time.monotonic() - start
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    maxima = scores.max_cell_points(course.db_url)
+    got = scores.cell_scores(course.db_url)
+    print(f"\ngraded the spinner and {HONEST} on core {ONE_CORE} in {elapsed:.0f} s; "
+          f"{HONEST}: {sum(got[HONEST].values()):g}/{sum(maxima.values()):g}, "
+          f"spinner: {sum(got[SPINNER].values()):g}")
+    assert got[HONEST] == cohort.expected_scores(maxima)[HONEST]
