@@ -254,11 +254,15 @@ def take(course: Course, student: str) -> Taken:
             return Taken(None, f"no {NOTEBOOK} in the submission")
         except _Unusable as exc:
             return Taken(None, str(exc))
+        except OSError as exc:  # unreadable (permissions ...): the student still gets a row, with the reason
+            return Taken(None, f"the submission folder cannot be read ({exc.strerror})")
         folder = folders[-1]
         try:
             data = _read_regular(folder, NOTEBOOK, MAX_BYTES)
         except _Unusable as exc:
             data, reason = None, str(exc)
+        except OSError as exc:
+            data, reason = None, f"{NOTEBOOK} cannot be read ({exc.strerror})"
         else:
             reason = None if data is not None else f"no {NOTEBOOK} in the submission"
         taken = Taken(data, reason)
@@ -275,6 +279,9 @@ def _take_timestamp(folder: int, taken: Taken) -> None:
         raw = _read_regular(folder, TIMESTAMP, MAX_TIMESTAMP_BYTES)
     except _Unusable as exc:
         taken.notes.append(f"{exc}: ignored, graded without a submission time")
+        return
+    except OSError as exc:
+        taken.notes.append(f"{TIMESTAMP} cannot be read ({exc.strerror}): ignored, graded without a submission time")
         return
     if raw is None:
         return
