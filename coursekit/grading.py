@@ -190,13 +190,14 @@ def _check_released(course: Course) -> None:
 
 def grade(
     course: Course, students: list[str], runner: LocalRunner | DaskRunner, chunk: int | None = None,
-    out: TextIO = sys.stdout, refused: dict[str, str] | None = None,
+    out: TextIO | None = None, refused: dict[str, str] | None = None,
 ) -> Summary:
     """Grade `students`' submissions with `runner`; record each in the real gradebook; print a summary.
 
     Each submission is staged by intake first (coursekit/intake.py): workers and the writer see only that.
     `refused`: ids intake refused ({id: why}), listed as failed.
     """
+    out = out or sys.stdout  # looked up at each call: whoever replaced sys.stdout since import gets the output
     summary = Summary(total=len(students) + len(refused or {}))
     for student, problem in {**(refused or {}), **{s: intake.id_problem(s) for s in students}}.items():
         if problem:
@@ -369,13 +370,14 @@ class _Run:
 
 def grade_course(
     course: Course, force: bool, workers: int, scheduler: str | None = None, chunk: int | None = None,
-    out: TextIO = sys.stdout, student: str | None = None,
+    out: TextIO | None = None, student: str | None = None,
 ) -> Summary:
     """`coursekit grade`: every pending submission, on this machine's cores or on a Dask cluster.
 
     `student`: that one only, graded or not, the same way (the same intake, workers and writer), so a
     submission gets the same grade alone as in its cohort.
     """
+    out = out or sys.stdout
     found = intake.find(course)
     if student is not None:
         students, refused = [checked_student(found, student)], {}

@@ -325,3 +325,33 @@ def test_nbgrader_export_writes_formula_ids_as_text(course: Course) -> None:
         assert row["first_name"] == "'=1+1" and row["email"] == "'@x" and row["last_name"] == "Smith"
         assert row["score"] == "0.0" and row["max_score"] == "19.0"
         assert not any(str(value).startswith(("=", "+", "-", "@", "\t", "\r")) for value in row.values())
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def test_refused_ids_are_listed_escaped_and_the_run_fails(course: Course, capfd: pytest.CaptureFixture[str]) -> None:
+    from coursekit import cli
+
+    for student in ("star*", "new\nline 19 of 19"):
+        _honest(course, student)
+    assert cli.main(["grade"], course=course) == 1
+    captured = capfd.readouterr()
+    assert "refused id" in captured.out and "new\\x0aline 19 of 19" in captured.out and "star*" in captured.out
+    assert "\nline 19 of 19" not in captured.out + captured.err
+    assert "2 of 2 submissions could not be graded" in captured.err and "rename their folders" in captured.err
+
+
+@pytest.mark.parametrize(("student", "message"), [
+    ("a[b]", "refusing the student id 'a[b]': the id holds [ ]"),
+    ("x\x1b[2J", "refusing the student id 'x\\\\x1b[2J'"),
+    ("nobody", "no submission for 'nobody'"),
+])
+def test_student_mode_refuses_with_a_clear_message(
+    course: Course, capsys: pytest.CaptureFixture[str], student: str, message: str
+) -> None:
+    from coursekit import cli
+
+    _honest(course, "alice")
+    assert cli.main(["grade", f"--student={student}"], course=course) == 1
+    assert message in capsys.readouterr().err
