@@ -365,6 +365,11 @@ def judge_notebook(raw: bytes, notes: list[str] | None = None) -> tuple[bytes | 
         nbformat.validate(notebook)
     except Exception as exc:  # nbformat raises several unrelated types for malformed notebooks
         return None, f"{NOTEBOOK} is not a valid Jupyter notebook ({_first_line(exc)})"
+    for index, cell in enumerate(notebook.cells, 1):
+        # nbgrader reads each cell's metadata.nbgrader as a mapping and raised on anything else, on every run.
+        if not isinstance(cell.get("metadata", {}).get("nbgrader", {}), dict):
+            kind = type(cell.metadata.nbgrader).__name__
+            return None, f"{NOTEBOOK} is not a valid nbgrader notebook (cell {index}: nbgrader metadata is a {kind})"
     ids = {cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") for cell in notebook.cells}
     if not ids & set(SOLUTION_IDS):
         answers = ", ".join(SOLUTION_IDS)
@@ -426,7 +431,10 @@ def screen(course: Course, students: list[str]) -> Intake:
             raise ValueError(f"student id {shown(student)!r} was not checked: {id_problem(student)}")
         taken = take(course, student)
         notes = list(taken.notes)
-        data, reason = (None, taken.reason) if taken.notebook is None else judge_notebook(taken.notebook, notes)
+        try:
+            data, reason = (None, taken.reason) if taken.notebook is None else judge_notebook(taken.notebook, notes)
+        except Exception as exc:  # a case judge_notebook does not foresee must cost this student only
+            data, reason = None, f"{NOTEBOOK} could not be read ({type(exc).__name__}: {_first_line(exc)})"
         target = staged_notebook(course, student)
         target.parent.mkdir(parents=True)
         if data is None:

@@ -150,6 +150,14 @@ def test_lone_surrogates_are_replaced_and_noted(course: Course, where: str) -> N
     nbformat.writes(nbformat.reads(text, as_version=4)).encode("utf-8")  # what nbgrader failed to do
 
 
+@pytest.mark.parametrize("value", [[], "x", 3, None])
+def test_nbgrader_metadata_that_is_not_a_mapping_is_a_reason(course: Course, value: object) -> None:
+    notebook = json.loads(course.demo_notebook(HONEST).read_text())
+    next(c for c in notebook["cells"] if c["cell_type"] == "code")["metadata"]["nbgrader"] = value
+    data, reason = intake.judge_notebook(json.dumps(notebook).encode())
+    assert data is None and reason is not None and "nbgrader metadata is a" in reason
+
+
 # ---------------------------------------------------------------- links, pipes, devices
 
 

@@ -416,6 +416,8 @@ CATALOG: tuple[Hostile, ...] = (
             raw=lambda nb: _padded(planted.marked(nb))),
     Hostile("intake_marked_wrong_loss", "a wrong loss in a notebook carrying the kit's old 'rejected' mark",
             loses=("test_loss_values",), loss=WRONG_LOSS, edit=planted.marked),
+    Hostile("intake_nbgrader_metadata_list", "a cell's nbgrader metadata is a list (nbgrader raised on it)", loses=ALL,
+            edit=planted.nbgrader_metadata_list),
     Hostile(".intake_dotted", "an id with a leading dot (glob skips it): honest work", loses=()),
     Hostile("-intake_dashed", "an id with a leading dash: honest work", loses=()),
     Hostile("intake odd 'id' \"quoted\", ünïcødé 学生", "an id with spaces, quotes, a comma and unicode: wrong loss",
