@@ -53,7 +53,7 @@ release: $(STAMP) ## generate release/ from source/ (commit the result)
 	$(BIN)/coursekit release
 
 grade: $(STAMP) ## autograde submitted/ (FORCE=1 regrades, STUDENT=id grades one, SCHEDULER=tcp://host:8786 on Dask)
-	$(BIN)/coursekit grade $(if $(FORCE),--force) $(if $(STUDENT),--student $(STUDENT)) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+	$(BIN)/coursekit grade $(if $(FORCE),--force) $(if $(STUDENT),--student="$$STUDENT") $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 feedback: $(STAMP) ## HTML feedback per student in feedback/
 	$(BIN)/coursekit feedback

@@ -19,6 +19,7 @@ from nbgrader.preprocessors import (
 
 from coursekit import COURSE_ID
 from coursekit.course import DB_URL_ENV
+from coursekit.csv_export import SafeCsvExportPlugin
 from coursekit.judge import JudgeObservations, ObservedExecute
 from coursekit.metadata_check import CheckCellMetadataCached
 from coursekit.preprocessors import ReplayExecution, SanitizeTestOutputs
@@ -87,3 +88,6 @@ if os.environ.get("COURSEKIT_EXECUTE_ONLY") and route != "replay":
 
 # Feedback shows each check's message, never the hidden tests' source.
 c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
+
+# grades.csv: quoted, and ids or names that a spreadsheet would run as formulas neutralised (coursekit/csv_export.py).
+c.ExportApp.plugin_class = SafeCsvExportPlugin

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import glob
 import os
 import sys
 from collections.abc import Sequence
 
-from . import ASSIGNMENT, cohort, completion, grading, intake, routes, sandbox, scores, workers
+from . import ASSIGNMENT, cohort, completion, grading, intake, sandbox, scores, workers
 from .course import Course, CourseError
 
 
@@ -23,7 +22,8 @@ def release(course: Course, args: argparse.Namespace) -> None:
 
 
 def grade(course: Course, args: argparse.Namespace) -> None:
-    if not any(course.submitted.glob(f"*/{ASSIGNMENT}/*.ipynb")):  # README.md alone is not a submission
+    found = intake.find(course)
+    if not found.students and not found.refused:  # README.md alone is not a submission
         raise CourseError(
             f"nothing to grade: put submissions in submitted/<student>/{ASSIGNMENT}/ "
             "(or run `make demo`, which copies the demo cohort there)"
@@ -32,31 +32,43 @@ def grade(course: Course, args: argparse.Namespace) -> None:
         print("sandbox: none (--cold runs plain nbgrader kernels with your permissions: trusted notebooks only)")
     if args.allow_unsandboxed:
         os.environ[sandbox.ALLOW_ENV] = "1"  # read by the warm parent and its kernels
-    if args.student:
-        # `nbgrader autograde --student` takes the id as a glob pattern: it must name exactly one folder.
-        problem = routes.id_problem(args.student) or (
-            f"student id {args.student!r} holds a glob character (* ? [): nbgrader would grade every matching "
-            "student" if glob.escape(args.student) != args.student else None)
-        if problem:
-            raise CourseError(problem)
-    to_grade = [args.student] if args.student else workers.pending(course, args.force)
-    for rejection in intake.screen(course, to_grade):
-        print(f"{rejection.student_id}: graded as blank (0 points): {rejection.reason}", file=sys.stderr)
-    if not args.force and not args.student:  # pending() left out the completely graded ones
-        for student in completion.clear_partial(course, to_grade):
-            print(f"{student}: graded only in part before (the grader was stopped); grading again", file=sys.stderr)
-    if args.cold or args.student:
-        # One process, as `nbgrader autograde` runs: --student regrades that submission whether graded or not.
-        extra = ["--force"] if args.force or args.student else []
-        if args.student:
-            extra += ["--student", args.student]
-        course.nbgrader("autograde", ASSIGNMENT, *extra, warm=not args.cold, unsandboxed=args.cold)
+    if not args.cold:
+        grading.grade_course(course, args.force, args.workers, scheduler=args.scheduler, chunk=args.chunk,
+                             student=args.student)
         return
-    grading.grade_course(course, args.force, args.workers, scheduler=args.scheduler, chunk=args.chunk)
+    # Plain nbgrader, one process, on what intake staged (never submitted/ itself).
+    students = [grading.checked_student(found, args.student)] if args.student else \
+        workers.pending(course, args.force, found.students)
+    for refused, why in found.refused.items():
+        print(f"{intake.shown(refused)}: not graded, refused id: {why}", file=sys.stderr)
+    if not args.force and not args.student:  # pending() left out the completely graded ones
+        for student in completion.clear_partial(course, students):
+            print(f"{intake.shown(student)}: graded only in part before (the grader was stopped); grading again",
+                  file=sys.stderr)
+    taken = intake.screen(course, students)
+    for rejection in taken.rejected:
+        print(f"{intake.shown(rejection.student_id)}: graded as blank (0 points): {intake.shown(rejection.reason)}",
+              file=sys.stderr)
+    force = ["--force"] if args.force or args.student else []
+    # nbgrader globs intake/*/: a glob skips names that start with a dot, so those are named one by one.
+    if any(not s.startswith(".") for s in students) and not args.student:
+        course.nbgrader("autograde", ASSIGNMENT, intake.NBGRADER_OPTION, *force, unsandboxed=True)
+    for student in [s for s in students if s.startswith(".") or args.student]:
+        course.nbgrader("autograde", ASSIGNMENT, intake.NBGRADER_OPTION, *force,
+                        f"--CourseDirectory.student_id={student}", unsandboxed=True)
+    if found.refused and not args.student:
+        raise CourseError(f"{len(found.refused)} submissions have an id intake refuses (listed above): rename their "
+                          "folders in submitted/ (docs/security.md, Intake)")
 
 
 def feedback(course: Course, args: argparse.Namespace) -> None:
     course.nbgrader("generate_feedback", ASSIGNMENT, "--force")
+    # nbgrader globs autograded/*/: ids that start with a dot are named one by one.
+    entries = list(os.scandir(course.autograded)) if course.autograded.is_dir() else []
+    hidden = [entry.name for entry in entries if entry.is_dir(follow_symlinks=False)
+              and entry.name.startswith(".") and not intake.id_problem(entry.name)]
+    for student in sorted(hidden):
+        course.nbgrader("generate_feedback", ASSIGNMENT, "--force", f"--CourseDirectory.student_id={student}")
     print(f"feedback: {course.feedback.relative_to(course.root)}/<student>/{ASSIGNMENT}/{ASSIGNMENT}.html")
 
 

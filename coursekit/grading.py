@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from . import ASSIGNMENT
+from . import ASSIGNMENT, completion, intake
 from .autograder import AutograderProcess
 from .course import Course, CourseError
 from .routes import REPLAY_ENV, sha256
@@ -34,6 +34,7 @@ from .workers import NOTEBOOK, WORKER_CRASH, ChunkResult, ChunkStopped, build_bu
 
 RECORDED = "graded"
 WRITER_ERROR = "nbgrader error (recording)"
+REFUSED_ID = "refused id"
 
 
 class GradingInterrupted(CourseError):
@@ -45,6 +46,10 @@ class Summary:
     total: int
     graded: list[str] = field(default_factory=list)
     failed: dict[str, tuple[str, str]] = field(default_factory=dict)  # student: (why, detail)
+    # Graded, as the blank release, because intake could not take their notebook: student: reason.
+    blank: dict[str, str] = field(default_factory=dict)
+    # Graded, with something dropped or repaired at intake (a timestamp that is not a date ...): student: notes.
+    notes: dict[str, list[str]] = field(default_factory=dict)
     execution_seconds: dict[str, float] = field(default_factory=dict)
     elapsed: float = 0.0
     interrupted: bool = False
@@ -79,11 +84,23 @@ class Summary:
         if self.execution_seconds:
             lines.append(f"executing: {sum(self.execution_seconds.values()) / len(self.execution_seconds):.2f} s "
                          "per submission on a worker")
+        # Ids and reasons come from students (folder names, notebook content): printed escaped, one line each.
+        blank = {s: r for s, r in self.blank.items() if s in self.graded}
+        if blank:
+            width = max(len(intake.shown(s)) for s in blank)
+            lines += ["", f"{'graded as blank':{width}}  why (0 points; the reason is in their feedback)"]
+            for student, reason in sorted(blank.items()):
+                lines.append(f"{intake.shown(student):{width}}  {intake.shown(reason)}")
+        if self.notes:
+            width = max(len(intake.shown(s)) for s in self.notes)
+            lines += ["", f"{'graded, noted':{width}}  what intake dropped or repaired"]
+            for student, notes in sorted(self.notes.items()):
+                lines.append(f"{intake.shown(student):{width}}  {intake.shown('; '.join(notes))}")
         if self.failed:
-            width = max(len(s) for s in self.failed)
+            width = max(len(intake.shown(s)) for s in self.failed)
             lines += ["", f"{'failed':{width}}  {'why':26}  detail"]
             for student, (why, detail) in sorted(self.failed.items()):
-                lines.append(f"{student:{width}}  {why:26}  {detail}")
+                lines.append(f"{intake.shown(student):{width}}  {why:26}  {intake.shown(detail)}")
         return "\n".join(lines)
 
 
@@ -95,7 +112,9 @@ class Writer(AutograderProcess):
 
     def __init__(self, course: Course, replay: Path, log: Path) -> None:
         replay.mkdir(parents=True, exist_ok=True)
-        super().__init__(course.root, {**course.environment(), REPLAY_ENV: str(replay)}, log)
+        # It grades what intake staged, never submitted/ (extra files, links): coursekit/intake.py.
+        super().__init__(course.root, {**course.environment(), REPLAY_ENV: str(replay)}, log,
+                         (intake.NBGRADER_OPTION,))
 
     def record(self, students: dict[str, dict[str, str]]) -> None:
         """{student: {"sha256": of the submitted bytes a worker executed, "executed": its autograded notebook}}."""
@@ -172,14 +191,33 @@ def _check_released(course: Course) -> None:
 
 def grade(
     course: Course, students: list[str], runner: LocalRunner | DaskRunner, chunk: int | None = None,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None, refused: dict[str, str] | None = None,
 ) -> Summary:
-    """Grade `students`' submissions with `runner`; record each in the real gradebook; print a summary."""
-    summary = Summary(total=len(students))
+    """Grade `students`' submissions with `runner`; record each in the real gradebook; print a summary.
+
+    Each submission is staged by intake first (coursekit/intake.py): workers and the writer see only that.
+    `refused`: ids intake refused ({id: why}), listed as failed.
+    """
+    out = out or sys.stdout  # looked up at each call: whoever replaced sys.stdout since import gets the output
+    summary = Summary(total=len(students) + len(refused or {}))
+    for student, problem in {**(refused or {}), **{s: intake.id_problem(s) for s in students}}.items():
+        if problem:
+            summary.failed[student] = (REFUSED_ID, problem)
+    students = [s for s in students if s not in summary.failed]
     if not students:
         runner.close()
-        print("nothing to grade: every submission is graded already (--force regrades them)", file=out)
+        if summary.failed:
+            print(summary.table(), file=out, flush=True)
+        else:
+            print("nothing to grade: every submission is graded already (--force regrades them)", file=out)
         return summary
+    taken = intake.screen(course, students)
+    summary.blank = {r.student_id: r.reason for r in taken.rejected}
+    summary.notes = taken.notes
+    for student, reason in summary.blank.items():
+        print(f"{intake.shown(student)}: graded as blank (0 points): {intake.shown(reason)}", file=out, flush=True)
+    for student, notes in summary.notes.items():
+        print(f"{intake.shown(student)}: {intake.shown('; '.join(notes))}", file=out, flush=True)
     size = chunk or chunk_size(len(students), runner.slots)
     scratch = Path(tempfile.mkdtemp(prefix="coursekit-grade-"))
     run: _Run | None = None
@@ -260,7 +298,7 @@ class _Run:
                 if share is None:
                     exhausted = True
                     break
-                notebooks = {s: self.course.submitted_notebook(s).read_bytes() for s in share}
+                notebooks = {s: intake.staged_notebook(self.course, s).read_bytes() for s in share}
                 self.digests.update((s, sha256(data)) for s, data in notebooks.items())
                 self.in_flight.append((share, self.runner.submit(notebooks)))
             self.take_finished()
@@ -341,17 +379,47 @@ class _Run:
 
 def grade_course(
     course: Course, force: bool, workers: int, scheduler: str | None = None, chunk: int | None = None,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None, student: str | None = None,
 ) -> Summary:
-    """`coursekit grade`: every pending submission, on this machine's cores or on a Dask cluster."""
-    students = pending(course, force)
-    if not students:
+    """`coursekit grade`: every pending submission, on this machine's cores or on a Dask cluster.
+
+    `student`: that one only, graded or not, the same way (the same intake, workers and writer), so a
+    submission gets the same grade alone as in its cohort.
+    """
+    out = out or sys.stdout
+    found = intake.find(course)
+    if student is not None:
+        students, refused = [checked_student(found, student)], {}
+    else:
+        students, refused = pending(course, force, found.students), found.refused
+    if not students and not refused:
         print("nothing to grade: every submission is graded already (--force regrades them)", file=out)
         return Summary(total=0)
-    summary = grade(course, students, runner_for(scheduler, workers), chunk, out)
+    if not force and student is None:  # pending() left out the completely graded ones
+        for partial in completion.clear_partial(course, students):
+            print(f"{intake.shown(partial)}: graded only in part before (the grader was stopped); grading again",
+                  file=out)
+    if students:
+        summary = grade(course, students, runner_for(scheduler, workers), chunk, out, refused)
+    else:  # only refused ids: nothing to start a runner for
+        summary = Summary(total=len(refused), failed={s: (REFUSED_ID, why) for s, why in refused.items()})
+        print(summary.table(), file=out, flush=True)
     if summary.failed:
+        refusals = sum(why == REFUSED_ID for why, _ in summary.failed.values())
         raise CourseError(
             f"{len(summary.failed)} of {summary.total} submissions could not be graded (see the table above); "
             "they stay ungraded, and `make grade` tries them again"
+            + (f". {refusals} have an id intake refuses: rename their folders in submitted/ (docs/security.md, "
+               "Intake)" if refusals else "")
         )
     return summary
+
+
+def checked_student(found: intake.Found, student: str) -> str:
+    """`student` for STUDENT=, when the id is allowed and has a submission; else why not, escaped."""
+    problem = intake.id_problem(student)
+    if problem:
+        raise CourseError(f"refusing the student id {intake.shown(student)!r}: {problem} (docs/security.md, Intake)")
+    if student not in found.students:
+        raise CourseError(f"no submission for {intake.shown(student)!r}: expected submitted/<id>/{ASSIGNMENT}/")
+    return student

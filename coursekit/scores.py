@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from . import ASSIGNMENT
 from .gradebook import open_gradebook
+from .intake import shown
 
 GROUPS: tuple[str, ...] = ("model", "loss", "train", "convergence", "plot")
 
@@ -50,7 +51,8 @@ def table(scores: dict[str, dict[str, float]], max_points: dict[str, float], stu
     rows = []
     for student in students:
         groups = by_group(scores.get(student, {}))
-        rows.append([student, *(f"{groups[g]:g}" for g in GROUPS), f"{sum(groups.values()):g}"])
+        # The id is a student's folder name: escaped, so it cannot print a fake row.
+        rows.append([shown(student), *(f"{groups[g]:g}" for g in GROUPS), f"{sum(groups.values()):g}"])
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in [header, *rows]]
     lines.insert(1, "  ".join("-" * width for width in widths))

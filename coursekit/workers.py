@@ -29,7 +29,7 @@ from typing import Any
 import nbformat
 import psutil
 
-from . import ASSIGNMENT
+from . import ASSIGNMENT, intake
 from .autograder import AutograderProcess
 from .completion import completely_graded
 from .course import Course
@@ -58,9 +58,13 @@ class ChunkStopped(RuntimeError):
     """The chunk was stopped (Ctrl-C): its submissions stay ungraded, for the next run."""
 
 
-def pending(course: Course, force: bool) -> list[str]:
-    """Students with a submission to grade: all of them with `force`, else those not completely graded."""
-    students = sorted(p.parent.name for p in course.submitted.glob(f"*/{ASSIGNMENT}") if p.is_dir())
+def pending(course: Course, force: bool, students: list[str] | None = None) -> list[str]:
+    """Students with a submission to grade: all of them with `force`, else those not completely graded.
+
+    `students`: those intake found (`intake.find`, which lists submitted/ without globbing, links or refused ids).
+    """
+    if students is None:
+        students = intake.find(course).students
     if force:
         return students
     done = completely_graded(course, students)

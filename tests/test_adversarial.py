@@ -66,6 +66,8 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Course, subpr
         path.parent.mkdir(parents=True, exist_ok=True)
         if content is not None:
             path.write_bytes(content)
+        if hostile.plant is not None:
+            hostile.plant(path.parent)
     return course, _grade(course)
 
 
@@ -152,14 +154,31 @@ def test_autograded_notebooks_and_feedback_stay_small(hostile_run: Run) -> None:
 
 
 def test_rejected_files_are_kept_as_sent(hostile_run: Run) -> None:
+    """Intake grades a copy (intake/): submitted/ stays as the student sent it."""
     course, _ = hostile_run
     release = nbformat.read(course.release_notebook, as_version=4)
     for hostile in CATALOG:
         content = hostile.build(release)
         if hostile.loses != ALL or content is None:
             continue
-        kept = course.root / "rejected" / hostile.student_id / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-        assert kept.read_bytes() == content, hostile.student_id
+        assert course.submitted_notebook(hostile.student_id).read_bytes() == content, hostile.student_id
+
+
+def test_nothing_handed_in_beside_the_notebook_reaches_autograded_or_feedback(hostile_run: Run) -> None:
+    """Only the notebook, the release's own files and a timestamp.txt that intake parsed; no link of any kind."""
+    course, _ = hostile_run
+    if not course.feedback.is_dir():
+        course.nbgrader("generate_feedback", ASSIGNMENT, "--force", quiet=True)
+    allowed = {f"{ASSIGNMENT}.ipynb", f"{ASSIGNMENT}.html", "timestamp.txt",
+               *(p.name for p in (course.root / "release" / ASSIGNMENT).iterdir())}
+    for folder in (course.autograded, course.feedback):
+        for student in os.scandir(folder):
+            if not student.is_dir(follow_symlinks=False):
+                continue
+            names = {p.relative_to(student.path).as_posix(): p for p in Path(student.path).rglob("*")}
+            assert not [n for n, p in names.items() if p.is_symlink()], student.name
+            files = {n.split("/", 1)[1] for n, p in names.items() if p.is_file()}
+            assert files <= allowed, (student.name, files - allowed)
 
 
 def test_nothing_the_students_ran_is_left_running(hostile_run: Run) -> None:
@@ -218,3 +237,19 @@ def test_no_process_of_the_run_is_left(hostile_run: Run) -> None:
     while (left := _the_runs_processes(tmp)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left
+# A few of the hostile set, regraded one by one as `make grade STUDENT=id` does: planted files (a module that
+# once shadowed matplotlib_inline), an unparseable timestamp, an odd id.
+ALONE = ("intake_extra_files", "intake_timestamp_not_a_date", ".intake_dotted")
+
+
+def test_student_alone_gets_the_cohorts_grade(hostile_run: Run) -> None:
+    """STUDENT= grades through the same intake, workers and writer as the cohort: the same grade, cell by cell."""
+    course, _ = hostile_run
+    cohort_scores = scores.cell_scores(course.db_url)
+    for student in ALONE:
+        result = subprocess.run(
+            [sys.executable, "-m", "coursekit.cli", "grade", f"--student={student}"], cwd=course.root,
+            env={**course.environment(), **LIMITS}, text=True, capture_output=True, timeout=600, check=False,
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert scores.cell_scores(course.db_url)[student] == cohort_scores[student], student

@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
 
 from coursekit import cohort
 
+from . import bounds, planted
 from .routes_payloads import FORGE_REPLAY, KILL_WRITER, REACH_SUBMISSIONS
-from . import bounds
 
 ALL = ("*",)  # every test cell: the submission is graded as blank
 MODEL, LOSS, TRAIN = cohort.MODEL, cohort.LOSS, cohort.TRAIN
@@ -49,6 +50,9 @@ class Hostile:
     verdict_only: bool = False
     # Lost cells whose verdict must be the judge's refusal of a tampered cell (coursekit.judge.TAMPERED).
     tampered: tuple[str, ...] = ()
+    # Called with the submission folder (submitted/<id>/<assignment>) once the notebook is written: plants other
+    # files, links, named pipes or a timestamp.txt beside it, or replaces the notebook or the folder itself.
+    plant: Callable[[Path], None] | None = None
 
     def build(self, release: NotebookNode) -> bytes | None:
         notebook = cohort.fill(release, cohort.Student(self.student_id, self.story, self.model, self.loss,
@@ -537,4 +541,49 @@ CATALOG: tuple[Hostile, ...] = (
             loses=(), edit=bounds.LOOP_ABOVE_LOSS),
     Hostile("bounds_loop_in_loss", "an endless loop in the loss cell, before loss is defined",
             loses=bounds.NEEDS_LOSS, loss=bounds.LOOP_IN_LOSS),
+    # ---- intake: links, pipes and devices; extra files; timestamps; surrogates; the kit's own mark; odd ids
+    Hostile("intake_notebook_link_to_source", "the notebook is a symbolic link to the source (solutions)", loses=ALL,
+            raw=lambda _: None, plant=planted.notebook_link(planted.to_source)),
+    Hostile("intake_notebook_relative_link", "the notebook is a relative link ../../../source/...", loses=ALL,
+            raw=lambda _: None, plant=planted.notebook_link(planted.to_source_relative)),
+    Hostile("intake_notebook_link_to_dev_zero", "the notebook is a link to /dev/zero", loses=ALL,
+            raw=lambda _: None, plant=planted.notebook_link(lambda _: "/dev/zero")),
+    Hostile("intake_notebook_fifo", "the notebook is a named pipe", loses=ALL, raw=lambda _: None,
+            plant=planted.notebook_fifo),
+    Hostile("intake_folder_link", "the assignment folder is a link to another student's", loses=ALL,
+            raw=lambda _: None, plant=planted.assignment_folder_link),
+    Hostile("intake_student_link", "the student's folder is a link to another student's", loses=ALL,
+            raw=lambda _: None, plant=planted.student_folder_link),
+    Hostile("intake_extra_links", "honest work beside links to the gradebook, the checks, the source, /etc/passwd, /",
+            loses=(), model=planted.CHECK_KERNEL_FOLDER + "\n\n" + MODEL, plant=planted.extra_links),
+    Hostile("intake_extra_specials", "honest work beside links to /dev/zero and /dev/urandom, a dangling link, a FIFO",
+            loses=(), model=planted.CHECK_KERNEL_FOLDER + "\n\n" + MODEL, plant=planted.extra_specials),
+    Hostile("intake_extra_files", "honest work beside a matplotlib_inline.py, a data file and a subfolder",
+            loses=(), model=planted.CHECK_KERNEL_FOLDER + "\n\n" + MODEL, plant=planted.extra_files),
+    Hostile("intake_timestamp_not_a_date", "timestamp.txt is not a date (nbgrader: AttributeError)", loses=(),
+            plant=planted.timestamp(b"not a date")),
+    Hostile("intake_timestamp_overflow", "timestamp.txt overflows nbgrader's parser", loses=(),
+            plant=planted.timestamp(b"99999999999999999999")),
+    Hostile("intake_timestamp_binary", "timestamp.txt is binary", loses=(), plant=planted.timestamp(b"\xff\x00\xfe")),
+    Hostile("intake_timestamp_link", "timestamp.txt is a link to /dev/zero", loses=(),
+            plant=planted.timestamp("link")),
+    Hostile("intake_timestamp_fifo", "timestamp.txt is a named pipe", loses=(), plant=planted.timestamp("fifo")),
+    Hostile("intake_timestamp_valid_wrong_loss", "a valid timestamp.txt, a wrong loss", loses=("test_loss_values",),
+            loss=WRONG_LOSS, plant=planted.timestamp(b"2026-11-30 12:00:00 UTC")),
+    Hostile("intake_surrogate_markdown", "a markdown cell holds a lone surrogate escape (\\ud800)", loses=(),
+            raw=planted.with_surrogate_markdown),
+    Hostile("intake_surrogate_in_code", "a wrong loss whose comment holds a lone surrogate escape",
+            loses=("test_loss_values",), loss="# caf\udce9\n" + WRONG_LOSS, raw=planted.ascii_json),
+    Hostile("intake_marked_huge", "a 25 MiB notebook carrying the kit's old 'rejected' mark", loses=ALL,
+            raw=lambda nb: _padded(planted.marked(nb))),
+    Hostile("intake_marked_wrong_loss", "a wrong loss in a notebook carrying the kit's old 'rejected' mark",
+            loses=("test_loss_values",), loss=WRONG_LOSS, edit=planted.marked),
+    Hostile("intake_nbgrader_metadata_list", "a cell's nbgrader metadata is a list (nbgrader raised on it)", loses=ALL,
+            edit=planted.nbgrader_metadata_list),
+    Hostile(".intake_dotted", "an id with a leading dot (glob skips it): honest work", loses=()),
+    Hostile("-intake_dashed", "an id with a leading dash: honest work", loses=()),
+    Hostile("intake odd 'id' \"quoted\", ünïcødé 学生", "an id with spaces, quotes, a comma and unicode: wrong loss",
+            loses=("test_loss_values",), loss=WRONG_LOSS),
+    Hostile("=HYPERLINK(\"evil.example\";\"x\")", "a spreadsheet formula as id: honest work", loses=()),
 )
+
