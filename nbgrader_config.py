@@ -23,6 +23,7 @@ from coursekit.judge import JudgeObservations, ObservedExecute
 from coursekit.metadata_check import CheckCellMetadataCached
 from coursekit.preprocessors import ReplayExecution, SanitizeTestOutputs
 from coursekit.restore_cells import RestoreAssignmentCells
+from coursekit.sanitize import ACTIVE_FILE_PATTERNS, SanitizeStudentContent
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -70,6 +71,7 @@ c.Autograde.autograde_preprocessors = [
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,
+    SanitizeStudentContent,
     SaveAutoGrades,
     AssignLatePenalties,
     CheckCellMetadataCached,
@@ -80,4 +82,10 @@ if os.environ.get("COURSEKIT_EXECUTE_ONLY"):
     c.Autograde.autograde_preprocessors = [ObservedExecute, JudgeObservations, SanitizeTestOutputs, LimitOutput]
 
 # Feedback shows each check's message, never the hidden tests' source.
-c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, SanitizeStudentContent, CSSHTMLHeaderPreprocessor]
+
+# Student HTML, JavaScript and markdown are neutralised in the autograded notebook (which formgrader renders on
+# the instructor's origin) and again in the feedback; files a browser would run as a page are never copied
+# from a submission to autograded/ or feedback/ (coursekit/sanitize.py, docs/security.md).
+c.SanitizeStudentContent.release_root = str(Path(__file__).resolve().parent / "release")
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", *ACTIVE_FILE_PATTERNS]
