@@ -82,10 +82,12 @@ if os.environ.get("COURSEKIT_EXECUTE_ONLY"):
     c.Autograde.autograde_preprocessors = [ObservedExecute, JudgeObservations, SanitizeTestOutputs, LimitOutput]
 
 # Feedback shows each check's message, never the hidden tests' source.
-c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, SanitizeStudentContent, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
 
-# Student HTML, JavaScript and markdown are neutralised in the autograded notebook (which formgrader renders on
-# the instructor's origin) and again in the feedback; files a browser would run as a page are never copied
-# from a submission to autograded/ or feedback/ (coursekit/sanitize.py, docs/security.md).
+# Student HTML, JavaScript and markdown are neutralised in the autograded notebook, and again whenever a notebook
+# becomes a page: formgrader's view (on the instructor's origin) and the feedback both use HTMLExporter. Files a
+# browser would run as a page are never copied from a submission to autograded/ or feedback/.
+# coursekit/sanitize.py, docs/security.md.
+c.HTMLExporter.preprocessors = [SanitizeStudentContent]
 c.SanitizeStudentContent.release_root = str(Path(__file__).resolve().parent / "release")
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", *ACTIVE_FILE_PATTERNS]

@@ -179,16 +179,19 @@ def _cell_metadata(metadata: Any) -> dict[str, Any]:
 class SanitizeStudentContent(NbGraderPreprocessor):  # enabled by default, unlike nbconvert's base
     """Neutralise active content in a student's notebook: outputs, markdown, raw cells and metadata.
 
-    Runs in autograding after the judge (which reads its own observation bundles first) and again when
-    feedback is generated. Markdown and raw cells identical to one of the release's are the instructor's
-    and stay as they are.
+    Runs in autograding after the judge (which reads its own observation bundles first), and in every
+    HTMLExporter: formgrader's page and the feedback. Markdown and raw cells identical to one of the
+    release's are the instructor's and stay as they are.
     """
 
     release_root = Unicode("", help="the course's release folder, for the instructor's own markdown").tag(
         config=True)
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]):
-        instructor = self._release_text_cells(resources.get("nbgrader", {}))
+        # autograde and feedback pass nbgrader's resources; formgrader's page passes its own names.
+        info = resources.get("nbgrader") or {"assignment": resources.get("assignment_id"),
+                                             "notebook": resources.get("notebook_id")}
+        instructor = self._release_text_cells(info)
         for cell in nb.cells:
             self._sanitize_cell(cell, instructor)
         nb.metadata = nbformat.from_dict(self._notebook_metadata(nb.metadata))
@@ -213,7 +216,7 @@ class SanitizeStudentContent(NbGraderPreprocessor):  # enabled by default, unlik
         cell.pop("attachments", None)
 
     def _release_text_cells(self, info: dict[str, Any]) -> dict[tuple[str, str], NotebookNode]:
-        if not self.release_root or "assignment" not in info or "notebook" not in info:
+        if not self.release_root or not info.get("assignment") or not info.get("notebook"):
             return {}
         path = Path(self.release_root) / info["assignment"] / f"{info['notebook']}.ipynb"
         try:

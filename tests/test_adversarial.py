@@ -162,3 +162,19 @@ def test_nothing_the_students_ran_is_left_running(hostile_run: Run) -> None:
         if any(root in cwd for root in roots):
             leftovers.append((proc.name, cwd))
     assert not leftovers
+
+
+def test_no_autograded_notebook_holds_active_content(hostile_run: Run) -> None:
+    """Whatever a submission displayed or wrote, its autograded notebook holds no script (coursekit/sanitize.py)."""
+    from .test_sanitize import active
+
+    course, _ = hostile_run
+    release_text = {cell.source for cell in nbformat.read(course.release_notebook, as_version=4).cells}
+    for path in course.autograded.glob(f"*/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"):
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            html = [cell.source] if cell.cell_type != "code" and cell.source not in release_text else []
+            html += [output.get("data", {}).get("text/html", "") for output in cell.get("outputs", [])]
+            for text in html:
+                found = active(text)
+                assert found.found == [] and found.handlers == [], (path.parts[-3], text[:300])

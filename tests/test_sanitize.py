@@ -18,6 +18,7 @@ from typing import Any
 
 import nbformat
 import nbgrader
+import nbgrader.preprocessors
 import pytest
 from nbconvert.exporters import HTMLExporter
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
@@ -90,6 +91,10 @@ def hostile_notebook() -> NotebookNode:
     student = cohort.Student("hostile", "active content", cohort.MODEL, cohort.LOSS, cohort.TRAIN)
     notebook = cohort.fill(release, student)
     outputs = _outputs_of(active_content.display_code()) + _outputs_of(active_content.HARMLESS_CODE)
+    payload = active_content.html_payloads("error")[1]
+    outputs.append(nbformat.v4.new_output("error", ename=payload, evalue=payload, traceback=[payload]))
+    outputs.append(nbformat.v4.new_output("execute_result", data={"text/html": payload, "text/plain": "x"},
+                                          execution_count=3, metadata={"text/html": {"isolated": True}}))
     model = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "model")
     model.outputs = outputs
     active_content.add_markdown(notebook)
@@ -161,7 +166,7 @@ def test_the_unsanitized_pages_run_the_payloads(hostile: NotebookNode, template:
     assert len(found.found) >= 20, found.found
     assert len(found.handlers) >= 5, found.handlers
     for channel in ("output-1", "output-2", "output-javascript", "output-width", "markdown-1", "markdown-2",
-                    "markdown-raw-1", "output-md-1"):
+                    "markdown-raw-1", "output-md-1", "error-2"):
         assert active_content.script(channel) in page, channel
     assert 'class="isolated-iframe"' in page
 
@@ -176,7 +181,8 @@ def test_sanitized_pages_hold_no_student_script(hostile: NotebookNode, template:
     assert len(baseline.found) <= 2  # the stylesheet links formgrader's page loads, or Bootstrap's rule
     assert found.handlers == baseline.handlers
     # The payloads stay readable as text (the solution's source, plain-text outputs): escaped, never markup.
-    assert "<script>eval(" not in page and "=\"eval(" not in page
+    assert "<script>eval(" not in page
+    assert not re.search(r"<[a-z][^<>]*\son\w+\s*=", page.replace("onclick=\"toggle_name(", "")), "a live handler"
 
 
 def test_harmless_output_still_shows(hostile: NotebookNode, template: str) -> None:
@@ -276,3 +282,19 @@ def test_web_pages_are_never_copied_from_a_submission(tmp_path: Path, name: str)
     (tmp_path / "data.csv").write_text("")
     files = {Path(f).name for f in find_all_files(str(tmp_path), ACTIVE_FILE_PATTERNS)}
     assert files == {"lab_setup.py", "data.csv"}
+
+
+def test_the_course_config_sanitizes_every_page() -> None:
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from coursekit.judge import JudgeObservations
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
+    steps = config.Autograde.autograde_preprocessors
+    assert steps.index(JudgeObservations) < steps.index(SanitizeStudentContent)
+    assert steps.index(SanitizeStudentContent) < steps.index(nbgrader.preprocessors.SaveAutoGrades)
+    # formgrader's page and generate_feedback both render through HTMLExporter.
+    exporter = HTMLExporter(config=config)
+    assert any(isinstance(p, SanitizeStudentContent) for p in exporter._preprocessors)
+    assert set(ACTIVE_FILE_PATTERNS) <= set(config.CourseDirectory.ignore)
+    assert config.SanitizeStudentContent.release_root == str(REPO / "release")

