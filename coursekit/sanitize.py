@@ -161,8 +161,13 @@ def _sanitize_output(output: NotebookNode) -> NotebookNode | None:
                 and (meta := _image_metadata(output.get("metadata", {}).get(mime)))}
     if kind == "execute_result":
         return nbformat.v4.new_output("execute_result", data=data, metadata=metadata,
-                                      execution_count=output.get("execution_count"))
+                                      execution_count=_count(output.get("execution_count")))
     return nbformat.v4.new_output("display_data", data=data, metadata=metadata)
+
+
+def _count(value: Any) -> int | None:
+    # The kernel reports execution counts, and the templates print them raw into the `In [ ]:` prompt.
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _cell_metadata(metadata: Any) -> dict[str, Any]:
@@ -201,6 +206,7 @@ class SanitizeStudentContent(NbGraderPreprocessor):  # enabled by default, unlik
         cell.metadata = nbformat.from_dict(_cell_metadata(cell.get("metadata", {})))
         if cell.cell_type == "code":
             cell.outputs = [clean for output in cell.get("outputs", []) if (clean := _sanitize_output(output))]
+            cell.execution_count = _count(cell.get("execution_count"))
             return
         original = instructor.get((cell.cell_type, cell.source))
         if original is not None:

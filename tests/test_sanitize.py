@@ -98,7 +98,6 @@ def hostile_notebook() -> NotebookNode:
     model = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "model")
     model.outputs = outputs
     active_content.add_markdown(notebook)
-    nbformat.validate(notebook)
     return notebook
 
 
@@ -210,6 +209,23 @@ def test_png_figures_and_the_instructors_markdown_are_kept() -> None:
     assert kept.metadata == {"image/png": {"width": 640, "height": 480, "needs_background": "light",
                                            "unconfined": True}}
     assert 'src="data:image/png;base64,iVBORw0KGgo="' in render(clean, "feedback")
+
+
+def test_execution_counts_are_numbers(hostile: NotebookNode) -> None:
+    """A kernel reports its own execution counts, and the templates print them raw into the `In [ ]:` prompt.
+
+    nbconvert refuses to render such a notebook at all (it fails validation); cleaned, it renders."""
+    notebook = copy.deepcopy(hostile)
+    model = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "model")
+    model.execution_count = active_content.html_payloads("count")[1]
+    model.outputs.append(nbformat.from_dict({"output_type": "execute_result", "execution_count": "<b>",
+                                             "data": {"text/plain": "x"}, "metadata": {}}))
+    with pytest.raises(nbformat.ValidationError):
+        render(notebook, "feedback")
+    clean = sanitized(notebook)
+    assert next(c for c in clean.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "model").execution_count \
+        is None
+    assert active(render(clean, "feedback")).handlers == []
 
 
 def test_metadata_keeps_an_allow_list(hostile: NotebookNode) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbgrader.api import Gradebook
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from coursekit import ASSIGNMENT, COURSE_ID, cohort, scores
 from coursekit.course import Course
@@ -132,25 +132,33 @@ def course_server(graded: Course, tmp_path_factory: pytest.TempPathFactory, arti
             (artifacts_dir / "formgrader.log").write_bytes(log.read_bytes())
 
 
-@pytest.fixture
-def instructor(browser: Browser, course_server: LabServer) -> Iterator[tuple[Page, Traces]]:
-    """A page logged in to the course's server, the way the instructor's browser is, and what it records."""
+@pytest.fixture(scope="module")
+def logged_in(browser: Browser, course_server: LabServer) -> Iterator[BrowserContext]:
+    """The instructor's browser: logged in to the course's server, with the cookies a student's script would
+    ride on (the login cookie and _xsrf, which opening JupyterLab sets)."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(60_000)
-    # The instructor works in JupyterLab: logging in with the token and opening Lab set the cookies a student's
-    # script would ride on (the login cookie and _xsrf). Lab's own requests stay in its own tab.
     lab = context.new_page()
     lab.goto(course_server.url("/lab"))
     expect(lab.locator("#jp-main-dock-panel")).to_be_visible()
     assert {"_xsrf"} <= {cookie["name"] for cookie in context.cookies()}
-    lab.close()
-    page = context.new_page()
+    lab.close()  # Lab's own requests stay out of the tests' traces
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def instructor(logged_in: BrowserContext, course_server: LabServer) -> Iterator[tuple[Page, Traces]]:
+    """A new tab of the instructor's browser, and what it records."""
+    page = logged_in.new_page()
     traces = Traces()
     traces.watch(page)
     try:
         yield page, traces
     finally:
-        context.close()
+        page.close()
         for kernel in _kernels(course_server):
             course_server.api("DELETE", f"/api/kernels/{kernel['id']}")  # type: ignore[index]
 
