@@ -13,7 +13,8 @@ sees it, so the autograded file itself is safe wherever it is opened:
 - markdown and raw cells that are not the release's own text are rendered by nbconvert's markdown renderer
   and cleaned by nh3; attachments survive only as PNG, JPEG or GIF images inlined by that renderer;
 - cell and notebook metadata keep an allow-list (nbgrader's, tags, the kernelspec nbgrader restored): no
-  widget state, `title`, `trusted` marks or hidden-source flags.
+  widget state, `title`, `trusted` marks or hidden-source flags;
+- the student's id and names, which formgrader's template prints unescaped, are escaped.
 
 nh3 keeps only its default safe tags and attributes: no `<script>`, `<style>`, `<iframe>`, `<form>`,
 `<meta>`, `<base>`, `<svg>`, no `on*` handlers, `style`, `id`, `name` or `class`; links only to http, https,
@@ -23,6 +24,7 @@ only as `data:image/png|jpeg|gif`.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import mimetypes
@@ -200,6 +202,11 @@ class SanitizeStudentContent(NbGraderPreprocessor):  # enabled by default, unlik
         for cell in nb.cells:
             self._sanitize_cell(cell, instructor)
         nb.metadata = nbformat.from_dict(self._notebook_metadata(nb.metadata))
+        # formgrader's template prints the student's id and names, and a path made of the id, unescaped (the
+        # path inside an attribute); an id may hold `<`, `>` and quotes. The escaped path reads back the same.
+        for key in ("student", "first_name", "last_name", "notebook_path"):
+            if isinstance(resources.get(key), str):
+                resources[key] = html.escape(resources[key], quote=True)
         return nb, resources
 
     def _sanitize_cell(self, cell: NotebookNode, instructor: dict[tuple[str, str], NotebookNode]) -> None:

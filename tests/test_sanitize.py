@@ -228,6 +228,23 @@ def test_execution_counts_are_numbers(hostile: NotebookNode) -> None:
     assert active(render(clean, "feedback")).handlers == []
 
 
+def test_formgrader_prints_the_student_id_escaped() -> None:
+    """formgrader's template prints the id and a path made of it raw, the path inside an attribute."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
+    config.HTMLExporter.template_name = "formgrade"
+    config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES)]
+    student = 'x" onmouseover="alert(1)"><img src=x onerror=window.__pwned=1>'
+    resources = {"base_url": "", "notebook_id": ASSIGNMENT, "assignment_id": ASSIGNMENT, "submission_id": "s1",
+                 "index": 0, "total": 1, "student": student, "first_name": None, "last_name": None,
+                 "notebook_path": f"autograded/{student}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"}
+    page, _ = HTMLExporter(config=config).from_notebook_node(nbformat.read(RELEASE, as_version=4), resources=resources)
+    baseline = active(render(nbformat.read(RELEASE, as_version=4), "formgrade"))
+    assert active(page).handlers == baseline.handlers
+    assert "&lt;img src=x onerror=window.__pwned=1&gt;" in page
+
+
 def test_metadata_keeps_an_allow_list(hostile: NotebookNode) -> None:
     clean = sanitized(hostile)
     assert set(clean.metadata) <= {"kernelspec", "language_info", "coursekit-rejected"}
