@@ -331,3 +331,12 @@ def test_the_course_config_sanitizes_every_page() -> None:
     assert any(isinstance(p, SanitizeStudentContent) for p in exporter._preprocessors)
     assert set(ACTIVE_FILE_PATTERNS) <= set(config.CourseDirectory.ignore)
     assert config.SanitizeStudentContent.release_root == str(REPO / "release")
+
+
+@pytest.mark.parametrize("link", ["&#106;avascript:alert(1)", "java\tscript:alert(1)", " javascript:alert(1)",
+                                  "java&#x0A;script:alert(1)", "JAVASCRIPT:alert(1)", "vbscript:msgbox(1)",
+                                  "//192.0.2.1/x", "\\\\192.0.2.1\\x", "data:text/html,<script>alert(1)</script>",
+                                  "../../api/kernels", "/api/kernels", "evil.html"])
+def test_no_link_leaves_the_page_for_script_or_the_students_files(link: str) -> None:
+    for html in (clean_html(f'<a href="{link}">x</a>'), markdown_to_safe_html(f"[x]({link.replace(' ', '')})")):
+        assert "href" not in html, html
