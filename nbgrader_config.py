@@ -25,6 +25,7 @@ from coursekit.metadata_check import CheckCellMetadataCached
 from coursekit.preprocessors import ReplayExecution, SanitizeTestOutputs
 from coursekit.restore_cells import RestoreAssignmentCells
 from coursekit.routes import RefusingExporter, SandboxedKernelManager, autograde_route
+from coursekit.sanitize import ACTIVE_FILE_PATTERNS, SanitizeStudentContent
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -77,6 +78,7 @@ c.Autograde.autograde_preprocessors = [
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,
+    SanitizeStudentContent,
     SaveAutoGrades,
     AssignLatePenalties,
     CheckCellMetadataCached,
@@ -91,3 +93,10 @@ c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPr
 
 # grades.csv: quoted, and ids or names that a spreadsheet would run as formulas neutralised (coursekit/csv_export.py).
 c.ExportApp.plugin_class = SafeCsvExportPlugin
+# Student HTML, JavaScript and markdown are neutralised in the autograded notebook, and again whenever a notebook
+# becomes a page: formgrader's view (on the instructor's origin) and the feedback both use HTMLExporter. Files a
+# browser would run as a page are never copied from a submission to autograded/ or feedback/.
+# coursekit/sanitize.py, docs/security.md.
+c.HTMLExporter.preprocessors = [SanitizeStudentContent]
+c.SanitizeStudentContent.release_root = str(Path(__file__).resolve().parent / "release")
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", *ACTIVE_FILE_PATTERNS]

@@ -253,3 +253,17 @@ def test_student_alone_gets_the_cohorts_grade(hostile_run: Run) -> None:
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert scores.cell_scores(course.db_url)[student] == cohort_scores[student], student
+def test_no_autograded_notebook_holds_active_content(hostile_run: Run) -> None:
+    """Whatever a submission displayed or wrote, its autograded notebook holds no script (coursekit/sanitize.py)."""
+    from .test_sanitize import active
+
+    course, _ = hostile_run
+    release_text = {cell.source for cell in nbformat.read(course.release_notebook, as_version=4).cells}
+    for path in course.autograded.glob(f"*/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"):
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            html = [cell.source] if cell.cell_type != "code" and cell.source not in release_text else []
+            html += [output.get("data", {}).get("text/html", "") for output in cell.get("outputs", [])]
+            for text in html:
+                found = active(text)
+                assert found.found == [] and found.handlers == [], (path.parts[-3], text[:300])

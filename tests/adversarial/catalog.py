@@ -19,7 +19,7 @@ from nbformat import NotebookNode
 
 from coursekit import cohort
 
-from . import bounds, planted
+from . import active_content, bounds, planted
 from .routes_payloads import FORGE_REPLAY, KILL_WRITER, REACH_SUBMISSIONS
 
 ALL = ("*",)  # every test cell: the submission is graded as blank
@@ -585,5 +585,12 @@ CATALOG: tuple[Hostile, ...] = (
     Hostile("intake odd 'id' \"quoted\", ünïcødé 学生", "an id with spaces, quotes, a comma and unicode: wrong loss",
             loses=("test_loss_values",), loss=WRONG_LOSS),
     Hostile("=HYPERLINK(\"evil.example\";\"x\")", "a spreadsheet formula as id: honest work", loses=()),
+    # ---- sanitize: student HTML and JavaScript, neutralised in the autograded notebook and the feedback
+    Hostile("html_outputs", "correct work whose model cell publishes scripts on every MIME channel", loses=(),
+            model=MODEL + "\n\n" + active_content.display_code("catalog")),
+    Hostile("html_markdown", "correct work; scripts in added markdown and raw cells, attachments and metadata",
+            loses=(), edit=active_content.add_markdown),
+    Hostile("html_hook", "root-mean loss; a post-run hook displays a script after every cell",
+            loses=("test_loss_values",), loss=ROOT_MEAN_LOSS + "\n\n" + active_content.HOOK_CODE, verdict_only=True),
 )
 
