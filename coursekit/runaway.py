@@ -75,6 +75,40 @@ def bounded_unpacker(unpack: Callable[[bytes], Any], max_bytes: int) -> Callable
     return read
 
 
+def forgiving_deserializer(deserialize: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """`deserialize` (jupyter_client's), reading a message it refuses (a bad or repeated signature, too few
+    parts: a forked child's half-written message, or a forgery) as one addressed to no request, which nbclient
+    ignores, instead of raising out of nbclient and leaving the student ungraded."""
+    if getattr(deserialize, "coursekit_bounded", False):
+        return deserialize
+
+    def read(msg_list: Any, content: bool = True, copy: bool = True) -> dict[str, Any]:
+        try:
+            return deserialize(msg_list, content=content, copy=copy)
+        except Exception:  # whatever a malformed message raises in jupyter_client
+            header = {"msg_id": "", "msg_type": "coursekit_dropped"}
+            return {"header": header, "msg_id": "", "msg_type": "coursekit_dropped", "parent_header": {},
+                    "metadata": {}, "content": dropped_content(0, "not a valid message"), "buffers": []}
+
+    read.coursekit_bounded = True  # type: ignore[attr-defined]
+    return read
+
+
+def forgiving_identities(feed: Callable[..., Any]) -> Callable[..., Any]:
+    """`feed_identities`, for a message without the delimiter: no parts, which `forgiving_deserializer` drops."""
+    if getattr(feed, "coursekit_bounded", False):
+        return feed
+
+    def split(msg_list: Any, copy: bool = True) -> Any:
+        try:
+            return feed(msg_list, copy=copy)
+        except Exception:
+            return [], []
+
+    split.coursekit_bounded = True  # type: ignore[attr-defined]
+    return split
+
+
 def message_size(msg: dict[str, Any]) -> int:
     """What a message would cost stored in a notebook: its content as JSON, and any binary buffers."""
     try:
@@ -121,6 +155,8 @@ class GuardedExecute(Execute):
             self.kc.context.setsockopt(zmq.MAXMSGSIZE, self.max_message_frame_bytes)  # for the sockets it makes
             session = self.kc.session  # the client's own (a clone of the manager's), which its channels use
             session.unpack = bounded_unpacker(session.unpack, self.max_message_json_bytes)
+            session.deserialize = forgiving_deserializer(session.deserialize)
+            session.feed_identities = forgiving_identities(session.feed_identities)
             await ensure_async(self.kc.start_channels())
             await ensure_async(self.kc.wait_for_ready(timeout=self.startup_timeout))
         except Exception:

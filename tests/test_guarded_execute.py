@@ -173,3 +173,15 @@ def test_a_frame_past_the_limit_never_reaches_the_grader_and_stops_the_notebook(
     out = execute_cells("print('before')", "print('x' * 10_000_000)", "print('after')",
                         max_message_frame_bytes=5_000_000)
     assert out[0] == "before\n" and "output stopped arriving" in out[1] and "did not run" in out[2]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parts", [
+    '[b"<IDS|MSG>", b"0" * 64, b"{}", b"{}", b"{}", b"{}"]',  # a bad signature
+    '[b"no delimiter", b"{}"]',
+    '[b"<IDS|MSG>", b"0" * 64]',  # too few parts
+])
+def test_a_message_that_is_not_valid_is_ignored_and_the_notebook_goes_on(parts: str) -> None:
+    send = f"get_ipython().kernel.iopub_socket.send_multipart({parts})\nprint('sent')"
+    out = execute_cells(send, "print('after')")
+    assert out == ["sent\n", "after\n"]
