@@ -23,6 +23,7 @@ from coursekit.judge import JudgeObservations, ObservedExecute
 from coursekit.metadata_check import CheckCellMetadataCached
 from coursekit.preprocessors import ReplayExecution, SanitizeTestOutputs
 from coursekit.restore_cells import RestoreAssignmentCells
+from coursekit.staleness import StampGradedWith
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -73,6 +74,7 @@ c.Autograde.autograde_preprocessors = [
     SaveAutoGrades,
     AssignLatePenalties,
     CheckCellMetadataCached,
+    StampGradedWith,  # last: what graded this notebook, so a later change of the assignment shows (staleness.py)
 ]
 # A worker of `coursekit grade` (coursekit/workers.py) executes and judges only: the one writer replays its
 # outputs through every step above and records the grades, so scoring here would be thrown away.

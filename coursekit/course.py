@@ -26,6 +26,8 @@ class Course:
     # None: nbgrader's default gradebook, SQLite in gradebook.db in the root. Only the instructor's own
     # course (`here`) takes COURSEKIT_DB_URL, so scratch courses never write to the real gradebook.
     gradebook_url: str | None = None
+    # nbgrader's INFO lines (what it copies, converts, writes) are for debugging: shown with --verbose only.
+    verbose: bool = False
 
     @classmethod
     def here(cls, db_url: str | None = None) -> Course:
@@ -105,9 +107,10 @@ class Course:
         from .warm_kernels import warm_environment
 
         base = env if env is not None else self.environment()
+        level = [] if self.verbose else ["--log-level=WARN"]
         with warm_environment(base) if warm else contextlib.nullcontext(base) as run_env:
             result = subprocess.run(
-                [nbgrader_executable(), *args], cwd=self.root, env=run_env, text=True,
+                [nbgrader_executable(), *args, *level], cwd=self.root, env=run_env, text=True,
                 stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT if quiet else None,
                 check=False,
             )
