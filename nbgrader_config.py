@@ -17,6 +17,7 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
+import coursekit.nbgrader_fixes  # noqa: F401 - nbgrader's add_submission without SQLAlchemy 2's warnings
 from coursekit import COURSE_ID
 from coursekit.course import DB_URL_ENV
 from coursekit.judge import JudgeObservations, ObservedExecute

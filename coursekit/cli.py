@@ -11,6 +11,7 @@ import dataclasses
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,9 +20,21 @@ from .course import Course, CourseError
 
 
 def release(course: Course, args: argparse.Namespace) -> None:
-    # The kit removes its own generated folder rather than passing --force, for which nbgrader warns.
-    shutil.rmtree(course.release_notebook.parent, ignore_errors=True)
-    course.nbgrader("generate_assignment", ASSIGNMENT)
+    # The kit moves its own generated folder aside rather than passing --force, for which nbgrader warns; it
+    # comes back if nbgrader refuses (a cell added or removed once submissions are in the gradebook).
+    released = course.release_notebook.parent
+    with tempfile.TemporaryDirectory(prefix="coursekit-release-") as scratch:
+        previous = Path(scratch) / released.name
+        if released.exists():
+            shutil.move(released, previous)
+        try:
+            course.nbgrader("generate_assignment", ASSIGNMENT)
+        except CourseError as exc:
+            shutil.rmtree(released, ignore_errors=True)
+            if previous.exists():
+                shutil.move(previous, released)
+            raise CourseError(f"{exc} release/ is as it was. To add or remove a test cell once students' "
+                              "grades are recorded, see docs/grading.md, \"Changing the assignment\".") from None
     print(f"released: {course.release_notebook.relative_to(course.root)}")
 
 
@@ -56,12 +69,12 @@ def grade(course: Course, args: argparse.Namespace) -> None:
             completion.clear_partial(course, to_grade)
         extra = ["--student", args.student] if args.student else []
         course.nbgrader("autograde", ASSIGNMENT, *extra, warm=not args.cold)
-        if args.student:
-            cells = scores.cell_scores(course.db_url)
-            print(scores.table(cells, scores.max_cell_points(course.db_url), [args.student]))
     else:
         grading.grade_course(course, args.force, args.workers, scheduler=args.scheduler, chunk=args.chunk)
     _report_manual_scores(course)
+    if args.student:  # last, so the run ends with what the instructor asked about
+        cells = scores.cell_scores(course.db_url)
+        print(f"\n{scores.table(cells, scores.max_cell_points(course.db_url), [args.student])}", flush=True)
 
 
 def _report_manual_scores(course: Course) -> None:
