@@ -21,6 +21,7 @@ import coursekit.nbgrader_fixes  # noqa: F401 - nbgrader's add_submission withou
 from coursekit import COURSE_ID
 from coursekit.course import DB_URL_ENV
 from coursekit.judge import JudgeObservations, ObservedExecute
+from coursekit.late import LatePenalty
 from coursekit.metadata_check import CheckCellMetadataCached
 from coursekit.preprocessors import ReplayExecution, SanitizeTestOutputs
 from coursekit.restore_cells import RestoreAssignmentCells
@@ -35,6 +36,15 @@ c.CourseDirectory.course_id = COURSE_ID
 # else nbgrader's default, SQLite in gradebook.db here.
 if os.environ.get(DB_URL_ENV):
     c.CourseDirectory.db_url = os.environ[DB_URL_ENV]
+
+# ---- The due date and the late penalty: set them here and nowhere else (coursekit/late.py; README, "Due date
+# and late penalty"). `make release` and `make grade` copy the due date into the gradebook; a change of
+# either makes `make grade` regrade the submissions. A submission's time: submitted/<student>/<assignment>/
+# timestamp.txt, as nbgrader's collect and zip_collect write it.
+c.Deadline.due_date = ""  # e.g. "2026-12-15 23:59:00 Europe/Berlin"; "" for no due date
+c.AssignLatePenalties.plugin_class = LatePenalty
+c.LatePenalty.percent_per_day = 0  # % of the score taken off per day late, a started day counting whole; 0: none
+# ----
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import ASSIGNMENT, cohort, completion, grading, intake, sandbox, scores, staleness, workers
+from . import ASSIGNMENT, cohort, completion, grading, intake, late, sandbox, scores, staleness, workers
 from .course import Course, CourseError
 
 
@@ -35,6 +35,7 @@ def release(course: Course, args: argparse.Namespace) -> None:
                 shutil.move(previous, released)
             raise CourseError(f"{exc} release/ is as it was. To add or remove a test cell once students' "
                               "grades are recorded, see docs/grading.md, \"Changing the assignment\".") from None
+    print(late.sync_due_date(course)[0])
     print(f"released: {course.release_notebook.relative_to(course.root)}")
 
 
@@ -50,6 +51,9 @@ def grade(course: Course, args: argparse.Namespace) -> None:
         print("sandbox: none (--cold runs plain nbgrader kernels with your permissions: trusted notebooks only)")
     if args.allow_unsandboxed:
         os.environ[sandbox.ALLOW_ENV] = "1"  # read by the warm parent and its kernels
+    due, changed = late.sync_due_date(course)
+    if changed:
+        print(due)
     to_grade = [args.student] if args.student else workers.pending(course, args.force)
     for rejection in intake.screen(course, to_grade):
         print(f"{rejection.student_id}: graded as blank (0 points): {rejection.reason}", file=sys.stderr)
@@ -74,7 +78,9 @@ def grade(course: Course, args: argparse.Namespace) -> None:
     _report_manual_scores(course)
     if args.student:  # last, so the run ends with what the instructor asked about
         cells = scores.cell_scores(course.db_url)
-        print(f"\n{scores.table(cells, scores.max_cell_points(course.db_url), [args.student])}", flush=True)
+        table = scores.table(cells, scores.max_cell_points(course.db_url), [args.student],
+                             scores.late_penalties(course.db_url))
+        print(f"\n{table}", flush=True)
 
 
 def _report_manual_scores(course: Course) -> None:
@@ -120,7 +126,8 @@ def export(course: Course, args: argparse.Namespace) -> None:
 
 def show_scores(course: Course, args: argparse.Namespace) -> None:
     cells = scores.cell_scores(course.db_url)
-    print(scores.table(cells, scores.max_cell_points(course.db_url), sorted(cells)))
+    penalties = scores.late_penalties(course.db_url)
+    print(scores.table(cells, scores.max_cell_points(course.db_url), sorted(cells), penalties))
     changed = staleness.stale(course, sorted(cells))
     if changed:
         print(f"\nstale (graded before the assignment last changed; `make grade` regrades them): "

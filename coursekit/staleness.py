@@ -6,7 +6,8 @@ Every autograded notebook carries, in its metadata, a fingerprint of what produc
 - the assignment as the gradebook records it since the last `make release`: each grade cell's points,
   each protected cell's source, hidden tests included (nbgrader's own checksums), so the release's
   cells and points;
-- the hidden checks (`grader_tests/`) and the observer the kernel runs (`grader_observe/`), byte for byte.
+- the hidden checks (`grader_tests/`) and the observer the kernel runs (`grader_observe/`), byte for byte;
+- the due date and the late penalty rule (coursekit/late.py), which decide each submission's penalty.
 A student whose notebook's fingerprint is not the current one is stale: `make grade` regrades exactly
 them, and exports and feedback refuse to go out until it has. Why the notebook and not a table of the
 kit's: the fingerprint is written in the same file as the outputs it vouches for, by the step that
@@ -27,7 +28,7 @@ from nbformat import NotebookNode
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from . import ASSIGNMENT
+from . import ASSIGNMENT, late
 from .course import Course
 from .gradebook import open_gradebook
 
@@ -48,8 +49,10 @@ def _package_files(name: str) -> list[tuple[str, bytes]]:
 def assignment_structure(gradebook: Gradebook, assignment: str) -> dict[str, Any]:
     """What the gradebook holds about the assignment that decides scores, as plain data."""
     found = gradebook.find_assignment(assignment)
+    due = found.duedate.isoformat() if found.duedate else None
     return {
         notebook.name: {
+            "due": due,
             "points": {cell.name: float(cell.max_score) for cell in notebook.grade_cells},
             "cells": {cell.name: [cell.cell_type, bool(cell.locked), cell.checksum] for cell in notebook.source_cells},
         }
@@ -57,22 +60,22 @@ def assignment_structure(gradebook: Gradebook, assignment: str) -> dict[str, Any
     }
 
 
-def fingerprint_of(structure: dict[str, Any]) -> str:
-    digest = hashlib.sha256(json.dumps(structure, sort_keys=True).encode())
+def fingerprint_of(structure: dict[str, Any], late_rule: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps([structure, late_rule], sort_keys=True, default=str).encode())
     for name in GRADING_PACKAGES:
         for relative, data in _package_files(name):
             digest.update(relative.encode() + b"\0" + hashlib.sha256(data).digest())
     return digest.hexdigest()[:32]
 
 
-def current(db_url: str, assignment: str = ASSIGNMENT) -> tuple[str, dict[str, Any]] | None:
+def current(course: Course) -> tuple[str, dict[str, Any]] | None:
     """(fingerprint, structure) of the assignment as released now, or None when it is not released."""
-    with open_gradebook(db_url) as gradebook:
+    with open_gradebook(course.db_url) as gradebook:
         try:
-            structure = assignment_structure(gradebook, assignment)
+            structure = assignment_structure(gradebook, ASSIGNMENT)
         except MissingEntry:
             return None
-    return fingerprint_of(structure), structure
+    return fingerprint_of(structure, late.rule(late.course_config(course))), structure
 
 
 class StampGradedWith(NbGraderPreprocessor):  # enabled by default, unlike nbconvert's base
@@ -83,7 +86,7 @@ class StampGradedWith(NbGraderPreprocessor):  # enabled by default, unlike nbcon
         with Gradebook(info["db_url"]) as gradebook:
             structure = assignment_structure(gradebook, info["assignment"])
         nb.metadata[METADATA_KEY] = {
-            "graded_with": fingerprint_of(structure),
+            "graded_with": fingerprint_of(structure, late.rule(self.config)),
             "points": structure[info["notebook"]]["points"],
         }
         return nb, resources
@@ -104,7 +107,7 @@ def autograded_notebooks(course: Course, student: str, structure: dict[str, Any]
 
 def stale(course: Course, students: list[str]) -> set[str]:
     """Of `students`, those with an autograded notebook that another version of the assignment graded."""
-    now = current(course.db_url)
+    now = current(course)
     if now is None:
         return set()
     fingerprint, structure = now

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from coursekit import ASSIGNMENT, cli, completion, staleness, workers
+from coursekit import ASSIGNMENT, cli, completion, late, staleness, workers
 from coursekit.course import Course
 
 from .conftest import copy_course
@@ -128,3 +128,44 @@ def test_honest_submissions_grade_without_warnings_and_edited_test_cells_are_sti
     warnings = [line for line in out[out.index("student with ID 'tampered'"):].splitlines() if "WARNING" in line]
     assert len(warnings) == 1 and "'checksum' for cell test_model_output has changed" in warnings[0], warnings
     assert "Warning" not in out  # Python warnings (SQLAlchemy's, from nbgrader) in any student's part
+
+
+def test_the_late_penalty_is_set_in_one_place_and_scores_export_and_feedback_agree(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str],
+) -> None:
+    course = copy_course(tmp_path)
+    config = course.root / "nbgrader_config.py"
+    text = config.read_text()
+    for old, new in (('c.Deadline.due_date = ""', 'c.Deadline.due_date = "2026-11-01 12:00:00 Europe/Berlin"'),
+                     ("c.LatePenalty.percent_per_day = 0 ", "c.LatePenalty.percent_per_day = 10 ")):
+        assert old in text
+        text = text.replace(old, new)
+    config.write_text(text)
+    assert cli.main(["release"], course=course) == 0
+    assert "due date: 2026-11-01 11:00:00 UTC" in capfd.readouterr().out
+    # On time by a minute; late by a day and a second: two started days, 20 % of 17 points.
+    for student, submitted in ((PERFECT, "2026-11-01 11:59:00 Europe/Berlin"),
+                               (LOSS_SUM, "2026-11-02 12:00:01 Europe/Berlin")):
+        course.submit(student, course.demo_notebook(student))
+        (course.submitted_notebook(student).parent / "timestamp.txt").write_text(submitted)
+    assert cli.main(["grade", "--workers", "2"], course=course) == 0
+    capfd.readouterr()
+
+    assert cli.main(["scores"], course=course) == 0
+    rows = {line.split()[0]: line.split()[-2:] for line in capfd.readouterr().out.splitlines()[2:]}
+    assert rows == {PERFECT: ["0", "19"], LOSS_SUM: ["-3.4", "13.6"]}
+    assert cli.main(["export"], course=course) == 0
+    assert _export(course) == {PERFECT: (19.0, 19.0), LOSS_SUM: (13.6, 19.0)}
+    assert cli.main(["feedback"], course=course) == 0
+    page = (course.feedback / LOSS_SUM / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert "(Score: 13.6 / 19.0)" in page and "Late submission penalty (Score: -3.4)" in page
+    assert "Late submission penalty" not in (course.feedback / PERFECT / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+
+    # A change of the rule or of the due date is a change of what graded them.
+    config.write_text(text.replace("c.LatePenalty.percent_per_day = 10 ", "c.LatePenalty.percent_per_day = 5 "))
+    assert staleness.stale(course, [PERFECT, LOSS_SUM]) == {PERFECT, LOSS_SUM}
+    config.write_text(text)
+    assert staleness.stale(course, [PERFECT, LOSS_SUM]) == set()
+    config.write_text(text.replace("2026-11-01 12:00:00", "2026-11-03 12:00:00"))
+    assert late.sync_due_date(course) == ("due date: 2026-11-03 11:00:00 UTC (set from nbgrader_config.py)", True)
+    assert staleness.stale(course, [PERFECT, LOSS_SUM]) == {PERFECT, LOSS_SUM}
