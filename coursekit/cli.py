@@ -51,8 +51,8 @@ def grade(course: Course, args: argparse.Namespace) -> None:
         print("sandbox: none (--cold runs plain nbgrader kernels with your permissions: trusted notebooks only)")
     if args.allow_unsandboxed:
         os.environ[sandbox.ALLOW_ENV] = "1"  # read by the warm parent and its kernels
-    due, changed = late.sync_due_date(course)
-    if changed:
+    due, due_changed = late.sync_due_date(course)  # before pending(): a new due date makes grades stale
+    if due_changed:
         print(due)
     to_grade = [args.student] if args.student else workers.pending(course, args.force)
     for rejection in intake.screen(course, to_grade):

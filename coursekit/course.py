@@ -107,7 +107,8 @@ class Course:
         from .warm_kernels import warm_environment
 
         base = env if env is not None else self.environment()
-        level = [] if self.verbose else ["--log-level=WARN"]
+        # `nbgrader validate` is argparse, not a traitlets app: it takes no --log-level (and logs no INFO).
+        level = [] if self.verbose or args[:1] == ("validate",) else ["--log-level=WARN"]
         with warm_environment(base) if warm else contextlib.nullcontext(base) as run_env:
             result = subprocess.run(
                 [nbgrader_executable(), *args, *level], cwd=self.root, env=run_env, text=True,
