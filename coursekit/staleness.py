@@ -85,8 +85,12 @@ class StampGradedWith(NbGraderPreprocessor):  # enabled by default, unlike nbcon
         info = resources["nbgrader"]
         with Gradebook(info["db_url"]) as gradebook:
             structure = assignment_structure(gradebook, info["assignment"])
+        # The late rule as coursekit reads it, from the course's nbgrader_config.py only: a user-level
+        # nbgrader config seen here but not there would make every grade look stale, forever.
+        root = self.config.CourseDirectory.get("root")
+        rule = late.rule(late.course_config(Course(Path(root))) if root else self.config)
         nb.metadata[METADATA_KEY] = {
-            "graded_with": fingerprint_of(structure, late.rule(self.config)),
+            "graded_with": fingerprint_of(structure, rule),
             "points": structure[info["notebook"]]["points"],
         }
         return nb, resources
