@@ -11,7 +11,8 @@ export COURSEKIT_DB_URL := $(DB_URL)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast lint bench bench-memory lab release grade feedback export scores cohort clean
+.PHONY: help venv demo test test-fast lint bench bench-memory lab release grade feedback export scores cohort clean \
+	delete-student-work
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,8 +26,8 @@ $(STAMP): pyproject.toml requirements.lock
 
 venv: $(STAMP) ## create .venv with the pinned dependencies
 
-demo: $(STAMP) ## the instructor's whole job on the shipped demo cohort: release, grade, feedback, export, scores
-	$(BIN)/coursekit demo
+demo: $(STAMP) ## the whole job on the shipped demo cohort, in its own scratch course demo-course/ (yours untouched)
+	$(BIN)/coursekit demo $(if $(VERBOSE),--verbose)
 
 test: $(STAMP) ## lint, then every test: unit and end to end (real nbgrader, kernels, browser)
 	$(BIN)/ruff check .
@@ -50,22 +51,36 @@ lab: $(STAMP) ## JupyterLab on a working copy of the release in lab/, as a stude
 	$(BIN)/jupyter lab --ServerApp.root_dir=lab custom_training_basics/custom_training_basics.ipynb
 
 release: $(STAMP) ## generate release/ from source/ (commit the result)
-	$(BIN)/coursekit release
+	$(BIN)/coursekit release $(if $(VERBOSE),--verbose)
 
 grade: $(STAMP) ## autograde submitted/ (FORCE=1 regrades, STUDENT=id grades one, SCHEDULER=tcp://host:8786 on Dask)
-	$(BIN)/coursekit grade $(if $(FORCE),--force) $(if $(STUDENT),--student="$$STUDENT") $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+	$(BIN)/coursekit grade $(if $(FORCE),--force) $(if $(STUDENT),--student="$$STUDENT") $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(VERBOSE),--verbose)
 
 feedback: $(STAMP) ## HTML feedback per student in feedback/
-	$(BIN)/coursekit feedback
+	$(BIN)/coursekit feedback $(if $(VERBOSE),--verbose)
 
 export: $(STAMP) ## grades.csv for the LMS
-	$(BIN)/coursekit export
+	$(BIN)/coursekit export $(if $(VERBOSE),--verbose)
 
 scores: $(STAMP) ## points per student and group, from the gradebook
-	$(BIN)/coursekit scores
+	$(BIN)/coursekit scores $(if $(VERBOSE),--verbose)
 
 cohort: $(STAMP) ## rewrite demo/cohort/ from the release and coursekit/cohort.py
 	$(BIN)/python -m coursekit.cohort
 
-clean: ## remove generated grading output (keeps .venv)
-	rm -rf autograded/*/ feedback submitted gradebook.db grades.csv artifacts
+# Only what `make grade`, `make feedback`, `make export` and `make demo` rebuild. Never submitted/ or rejected/
+# (the students' work) nor the gradebook (manual grades and comments are the graders' work). `find -exec rm`
+# on each entry, not `rm -rf dir/*/`: a symlink is removed, never followed.
+clean: ## remove what grading rebuilds (autograded/, feedback/, grades.csv, demo-course/); keeps submissions and gradebook
+	find autograded feedback -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+	rm -rf grades.csv artifacts bench-out demo-course
+
+delete-student-work: ## DELETE every submission, rejected/, the gradebook and all grading output (asks first)
+	@echo "This deletes the students' work and every grade: submitted/*/ and rejected/ (the students' files),"
+	@echo "gradebook.db (with manual grades and comments), autograded/, feedback/ and grades.csv in $(CURDIR)."
+	@$(if $(DB_URL),echo "The gradebook at DB_URL is a database server's: it is not touched; drop it there.";)
+	@printf 'Type "delete student work" to go on: '; read answer; \
+	 if [ "$$answer" != "delete student work" ]; then echo "Nothing deleted."; exit 1; fi
+	find submitted autograded feedback -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+	rm -rf rejected gradebook.db grades.csv
+	@echo "Deleted."

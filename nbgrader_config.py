@@ -17,15 +17,18 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
+import coursekit.nbgrader_fixes  # noqa: F401 - nbgrader's add_submission without SQLAlchemy 2's warnings
 from coursekit import COURSE_ID
 from coursekit.course import DB_URL_ENV
 from coursekit.csv_export import SafeCsvExportPlugin
 from coursekit.judge import JudgeObservations, ObservedExecute
+from coursekit.late import LatePenalty
 from coursekit.metadata_check import CheckCellMetadataCached
 from coursekit.preprocessors import ReplayExecution, SanitizeTestOutputs
 from coursekit.restore_cells import RestoreAssignmentCells
 from coursekit.routes import RefusingExporter, SandboxedKernelManager, autograde_route
 from coursekit.sanitize import ACTIVE_FILE_PATTERNS, SanitizeStudentContent
+from coursekit.staleness import StampGradedWith
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -36,6 +39,15 @@ c.CourseDirectory.course_id = COURSE_ID
 # else nbgrader's default, SQLite in gradebook.db here.
 if os.environ.get(DB_URL_ENV):
     c.CourseDirectory.db_url = os.environ[DB_URL_ENV]
+
+# ---- The due date and the late penalty: set them here and nowhere else (coursekit/late.py; README, "Due date
+# and late penalty"). `make release` and `make grade` copy the due date into the gradebook; a change of
+# either makes `make grade` regrade the submissions. A submission's time: submitted/<student>/<assignment>/
+# timestamp.txt, as nbgrader's collect and zip_collect write it.
+c.Deadline.due_date = ""  # e.g. "2026-12-15 23:59:00 Europe/Berlin"; "" for no due date
+c.AssignLatePenalties.plugin_class = LatePenalty
+c.LatePenalty.percent_per_day = 0  # % of the score taken off per day late, a started day counting whole; 0: none
+# ----
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
@@ -82,6 +94,7 @@ c.Autograde.autograde_preprocessors = [
     SaveAutoGrades,
     AssignLatePenalties,
     CheckCellMetadataCached,
+    StampGradedWith,  # last: what graded this notebook, so a later change of the assignment shows (staleness.py)
 ]
 # A worker of `coursekit grade` (coursekit/workers.py) executes and judges only: the one writer replays its
 # outputs through every step above and records the grades, so scoring here would be thrown away.

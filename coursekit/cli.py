@@ -9,15 +9,33 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
-from . import ASSIGNMENT, cohort, completion, grading, intake, sandbox, scores, workers
+from . import ASSIGNMENT, cohort, completion, grading, intake, late, sandbox, scores, staleness, workers
 from .course import Course, CourseError
 
 
 def release(course: Course, args: argparse.Namespace) -> None:
-    course.nbgrader("generate_assignment", ASSIGNMENT, "--force")
+    # The kit moves its own generated folder aside rather than passing --force, for which nbgrader warns; it
+    # comes back if nbgrader refuses (a cell added or removed once submissions are in the gradebook).
+    released = course.release_notebook.parent
+    with tempfile.TemporaryDirectory(prefix="coursekit-release-") as scratch:
+        previous = Path(scratch) / released.name
+        if released.exists():
+            shutil.move(released, previous)
+        try:
+            course.nbgrader("generate_assignment", ASSIGNMENT)
+        except CourseError as exc:
+            shutil.rmtree(released, ignore_errors=True)
+            if previous.exists():
+                shutil.move(previous, released)
+            raise CourseError(f"{exc} release/ is as it was. To add or remove a test cell once students' "
+                              "grades are recorded, see docs/grading.md, \"Changing the assignment\".") from None
+    print(late.sync_due_date(course)[0])
     print(f"released: {course.release_notebook.relative_to(course.root)}")
 
 
@@ -26,17 +44,35 @@ def grade(course: Course, args: argparse.Namespace) -> None:
     if not found.students and not found.refused:  # README.md alone is not a submission
         raise CourseError(
             f"nothing to grade: put submissions in submitted/<student>/{ASSIGNMENT}/ "
-            "(or run `make demo`, which copies the demo cohort there)"
+            "(`make demo` grades the demo cohort in a scratch course of its own, demo-course/)"
         )
     if args.cold:
         print("sandbox: none (--cold runs plain nbgrader kernels with your permissions: trusted notebooks only)")
     if args.allow_unsandboxed:
         os.environ[sandbox.ALLOW_ENV] = "1"  # read by the warm parent and its kernels
-    if not args.cold:
+    due, due_changed = late.sync_due_date(course)  # before pending(): a new due date makes grades stale
+    if due_changed:
+        print(due)
+    if not args.force and not args.student:
+        changed = staleness.stale(course, found.students)
+        if changed:
+            print(f"{len(changed)} submission(s) were graded before the assignment changed (points, cells or "
+                  f"checks): regrading {', '.join(intake.shown(s) for s in sorted(changed))}", file=sys.stderr)
+    if args.cold:
+        _grade_cold(course, args, found)
+    else:
         grading.grade_course(course, args.force, args.workers, scheduler=args.scheduler, chunk=args.chunk,
                              student=args.student)
-        return
-    # Plain nbgrader, one process, on what intake staged (never submitted/ itself).
+    _report_manual_scores(course)
+    if args.student:  # last, so the run ends with what the instructor asked about
+        cells = scores.cell_scores(course.db_url)
+        table = scores.table(cells, scores.max_cell_points(course.db_url), [args.student],
+                             scores.late_penalties(course.db_url))
+        print(f"\n{table}", flush=True)
+
+
+def _grade_cold(course: Course, args: argparse.Namespace, found: intake.Found) -> None:
+    """Plain nbgrader, one process, unsandboxed (trusted notebooks), on what intake staged (never submitted/)."""
     students = [grading.checked_student(found, args.student)] if args.student else \
         workers.pending(course, args.force, found.students)
     for refused, why in found.refused.items():
@@ -61,7 +97,39 @@ def grade(course: Course, args: argparse.Namespace) -> None:
                           "folders in submitted/ (docs/security.md, Intake)")
 
 
+def _report_manual_scores(course: Course) -> None:
+    report = staleness.report_manual_scores(course)
+    if report:
+        print(f"\n{report}", file=sys.stderr)
+
+
+def require_current_grades(course: Course, what: str) -> None:
+    """Refuse to hand out grades that are stale or missing: the message says what to run."""
+    # Listed, never globbed: a glob skips ids that start with a dot (coursekit/intake.py).
+    found = intake.find(course).students
+    graded = [e.name for e in os.scandir(course.autograded) if e.is_dir(follow_symlinks=False)] \
+        if course.autograded.is_dir() else []
+    students = sorted(set(found) | set(graded))
+    changed = staleness.stale(course, students)
+    ungraded = [s for s in workers.pending(course, False, found) if s not in changed]
+    problems = []
+    if changed:
+        problems.append(f"{len(changed)} graded before the assignment last changed (points, cells or checks): "
+                        f"{_some(sorted(changed))}")
+    if ungraded:
+        problems.append(f"{len(ungraded)} not (completely) graded: {_some(ungraded)}")
+    if problems:
+        raise CourseError(f"no {what}: " + "; ".join(problems)
+                          + f". Run `make grade` (it grades exactly these), then `make {what}` again.")
+
+
+def _some(students: list[str], shown: int = 8) -> str:
+    more = f" and {len(students) - shown} more" if len(students) > shown else ""
+    return ", ".join(intake.shown(s) for s in students[:shown]) + more
+
+
 def feedback(course: Course, args: argparse.Namespace) -> None:
+    require_current_grades(course, "feedback")
     course.nbgrader("generate_feedback", ASSIGNMENT, "--force")
     # nbgrader globs autograded/*/: ids that start with a dot are named one by one.
     entries = list(os.scandir(course.autograded)) if course.autograded.is_dir() else []
@@ -73,37 +141,82 @@ def feedback(course: Course, args: argparse.Namespace) -> None:
 
 
 def export(course: Course, args: argparse.Namespace) -> None:
+    require_current_grades(course, "export")
     course.nbgrader("export", "--to", args.to)
     print(f"grades: {args.to}")
+    _report_manual_scores(course)
 
 
 def show_scores(course: Course, args: argparse.Namespace) -> None:
     cells = scores.cell_scores(course.db_url)
-    print(scores.table(cells, scores.max_cell_points(course.db_url), sorted(cells)))
+    penalties = scores.late_penalties(course.db_url)
+    print(scores.table(cells, scores.max_cell_points(course.db_url), sorted(cells), penalties))
+    changed = staleness.stale(course, sorted(cells))
+    if changed:
+        print(f"\nstale (graded before the assignment last changed; `make grade` regrades them): "
+              f"{_some(sorted(changed))}", file=sys.stderr)
+    _report_manual_scores(course)
 
 
-def demo(course: Course, args: argparse.Namespace) -> None:
-    """The instructor's whole job, on the demo cohort shipped in demo/cohort/."""
+DEMO_COURSE = "demo-course"
+# Written into the demo course, so `make demo` only ever deletes a folder it made itself.
+DEMO_MARK = ".coursekit-demo-course"
+
+
+def demo_course(course: Course) -> Course:
+    """A fresh scratch course in `demo-course/`: the course's source, release and config, nothing graded.
+
+    It has its own SQLite gradebook whatever COURSEKIT_DB_URL says, so the demo never writes the course's
+    submitted/, gradebook or exports.
+    """
+    target = course.root / DEMO_COURSE
+    if target.is_symlink() or (target.exists() and not (target / DEMO_MARK).is_file()):
+        raise CourseError(f"{target} exists and was not made by `make demo`: move it away, the demo runs there")
+    if target.exists():
+        shutil.rmtree(target)
+    scratch = dataclasses.replace(course.scratch_copy(target), verbose=course.verbose)
+    (target / DEMO_MARK).write_text("made by `make demo`, deleted and rebuilt by the next one and by `make clean`\n")
+    return scratch
+
+
+def run_demo(course: Course, extra: dict[str, Path] | None = None) -> Course:
+    """Release, grade, feedback and export the demo cohort (plus `extra` {student: notebook}) in a demo course."""
+    scratch = demo_course(course)
+    where = scratch.root.relative_to(course.root) if scratch.root.is_relative_to(course.root) else scratch.root
     students = [student.student_id for student in cohort.STUDENTS]
     for student in students:
-        course.submit(student, course.demo_notebook(student))
-    print(f"copied {len(students)} demo submissions into submitted/")
-    release(course, args)
-    args.force, args.student, args.cold, args.workers = True, None, False, os.cpu_count() or 1
-    args.scheduler, args.chunk = None, None
-    args.allow_unsandboxed = False
-    grade(course, args)
-    feedback(course, args)
-    export(course, args)
-    cells = scores.cell_scores(course.db_url)
-    maxima = scores.max_cell_points(course.db_url)
+        scratch.submit(student, scratch.demo_notebook(student))
+    for student, notebook in (extra or {}).items():
+        scratch.submit(student, notebook)
+    print(f"demo course: {where}/ (a scratch course of its own: your submitted/, gradebook and grades.csv are "
+          "not touched)")
+    print(f"copied {len(students)} demo submissions into {where}/submitted/")
+    args = argparse.Namespace(
+        force=True, student=None, cold=False, workers=os.cpu_count() or 1, scheduler=None, chunk=None,
+        allow_unsandboxed=False, to="grades.csv",
+    )
+    release(scratch, args)
+    grade(scratch, args)
+    feedback(scratch, args)
+    export(scratch, args)
+    cells = scores.cell_scores(scratch.db_url)
+    maxima = scores.max_cell_points(scratch.db_url)
     print()
-    print(scores.table(cells, maxima, students))
+    print(scores.table(cells, maxima, [*students, *(extra or {})]))
     expected = cohort.expected_scores(maxima)
     off = [student for student in students if cells.get(student) != expected[student]]
     if off:
         raise CourseError(f"demo scores differ from demo/cohort's expectations for: {', '.join(off)}")
     print(f"\nall {len(students)} demo submissions scored exactly as expected")
+    print(f"feedback: {where}/feedback/<student>/{ASSIGNMENT}/{ASSIGNMENT}.html")
+    print(f"grades:   {where}/grades.csv, gradebook {where}/gradebook.db (`cd {where}` to run nbgrader or "
+          "formgrader on it)")
+    return scratch
+
+
+def demo(course: Course, args: argparse.Namespace) -> None:
+    """The instructor's whole job, on the demo cohort shipped in demo/cohort/, in demo-course/."""
+    run_demo(course)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,9 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
         run=show_scores
     )
     demoing = commands.add_parser("demo", help="release, grade, feedback and export the shipped demo cohort")
-    demoing.add_argument("--to", default="grades.csv", help=argparse.SUPPRESS)
     demoing.set_defaults(run=demo)
     for command in commands.choices.values():
+        command.add_argument("--verbose", action="store_true", help="show nbgrader's INFO lines")
         command.add_argument(
             "--db-url", metavar="URL",
             help="the gradebook, as an SQLAlchemy URL such as postgresql://user@host/db (default: $COURSEKIT_DB_URL, "
@@ -169,6 +282,8 @@ def main(argv: Sequence[str] | None = None, course: Course | None = None) -> int
             course = Course.here(args.db_url)
         elif args.db_url:
             course = dataclasses.replace(course, gradebook_url=args.db_url)
+        if args.verbose:
+            course = dataclasses.replace(course, verbose=True)
         args.run(course, args)
     except grading.GradingInterrupted as exc:
         print(f"coursekit {args.command}: {exc}", file=sys.stderr)

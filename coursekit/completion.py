@@ -3,7 +3,8 @@
 nbgrader writes a student's autograded folder before it executes anything and records grades one cell
 at a time, so after a grader killed half-way (kill -9, a power cut) a folder can exist for a student
 whose grades are missing or partial. Only the gradebook knows: a student is graded when every grade
-cell of their submission has an automatic score and their autograded notebook is on disk.
+cell of their submission has an automatic score and their autograded notebook is on disk, graded by
+the assignment as it is now (coursekit/staleness.py: not stale after a change of points, cells or checks).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from nbgrader.api import MissingEntry
 from . import ASSIGNMENT
 from .course import Course
 from .gradebook import open_gradebook
+from .staleness import stale
 
 
 def completely_graded(course: Course, students: list[str]) -> set[str]:
@@ -36,14 +38,16 @@ def completely_graded(course: Course, students: list[str]) -> set[str]:
                           for notebook in assignment.notebooks)
             if expected and scored >= expected and on_disk:
                 done.add(student)
-    return done
+    return done - stale(course, sorted(done))
 
 
 def clear_partial(course: Course, students: list[str]) -> list[str]:
-    """Remove the autograded folders of `students` (not completely graded), so nbgrader grades them again.
+    """Remove the autograded folders of `students` (not completely graded, or stale), so nbgrader grades them
+    again.
 
-    nbgrader skips a student whose autograded folder exists; for one graded only in part that would keep
-    the partial grades for good. The folder is the grader's own output, rebuilt by grading.
+    nbgrader skips a student whose autograded folder exists; for one graded only in part (or by an earlier
+    version of the assignment) that would keep those grades for good. The folder is the grader's own
+    output, rebuilt by grading.
     """
     cleared = []
     for student in students:

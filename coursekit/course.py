@@ -29,6 +29,8 @@ class Course:
     # None: nbgrader's default gradebook, SQLite in gradebook.db in the root. Only the instructor's own
     # course (`here`) takes COURSEKIT_DB_URL, so scratch courses never write to the real gradebook.
     gradebook_url: str | None = None
+    # nbgrader's INFO lines (what it copies, converts, writes) are for debugging: shown with --verbose only.
+    verbose: bool = False
 
     @classmethod
     def here(cls, db_url: str | None = None) -> Course:
@@ -120,9 +122,11 @@ class Course:
         base = dict(env if env is not None else self.environment())
         if unsandboxed and not warm:
             base[UNSANDBOXED_ENV] = "1"
+        # `nbgrader validate` is argparse, not a traitlets app: it takes no --log-level (and logs no INFO).
+        level = [] if self.verbose or args[:1] == ("validate",) else ["--log-level=WARN"]
         with warm_environment(base) if warm else contextlib.nullcontext(base) as run_env:
             result = subprocess.run(
-                [nbgrader_executable(), *args], cwd=self.root, env=run_env, text=True,
+                [nbgrader_executable(), *args, *level], cwd=self.root, env=run_env, text=True,
                 stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT if quiet else None,
                 check=False,
             )

@@ -10,6 +10,13 @@ nbgrader's first (sanitizing) pass, before OverwriteCells:
 - each of those cells gets the release's nbgrader metadata back (points, flags, grade id, checksum);
 - nbgrader metadata on any other cell is removed, so a student cannot add graded cells of their own.
 OverwriteCells then restores each protected cell's source (hidden tests included) from the gradebook.
+
+Hidden tests: the release's test cells lack them by design (nbgrader's generate_assignment records the
+source with hidden tests in the gradebook, then clears them and recomputes the release's checksums). So
+OverwriteCells, which compares each locked cell with the gradebook's, took every honest test cell for an
+edited one and warned "Attribute 'checksum' ... has changed!" for every cell with hidden tests, in every
+submission. Here a locked cell that is exactly the released one (its checksum is the release's) gets the
+gradebook's source, hidden tests included, so OverwriteCells warns only about cells a student changed.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from typing import Any
 
 import nbformat
 from nbformat import NotebookNode
+from nbgrader import utils
+from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
@@ -69,4 +78,28 @@ class RestoreAssignmentCells(NbGraderPreprocessor):  # enabled by default, unlik
                 restored.execution_count = None
             nb.cells.insert(index, restored)
             present.add(grade_id)
+        self._put_hidden_tests_back(nb, info, by_id)
         return nb, resources
+
+    def _put_hidden_tests_back(self, nb: NotebookNode, info: dict[str, Any], by_id: dict[str, NotebookNode]) -> None:
+        recorded = _locked_sources(info)
+        for cell in nb.cells:
+            grade_id = _grade_id(cell)
+            release = by_id.get(grade_id)
+            if release is None or grade_id not in recorded or not utils.is_locked(cell):
+                continue
+            checksum, source = recorded[grade_id]
+            untouched = utils.compute_checksum(cell) == release.metadata["nbgrader"].get("checksum")
+            if untouched and cell.source != source:
+                cell.source = source
+                cell.metadata["nbgrader"]["checksum"] = checksum
+
+
+def _locked_sources(info: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """{grade id: (checksum, source)} of the notebook's locked cells as the gradebook records them."""
+    try:
+        with Gradebook(info["db_url"]) as gradebook:
+            notebook = gradebook.find_notebook(info["notebook"], info["assignment"])
+            return {cell.name: (cell.checksum, cell.source) for cell in notebook.source_cells if cell.locked}
+    except (KeyError, MissingEntry):  # no gradebook in resources, or not released: OverwriteCells says so
+        return {}

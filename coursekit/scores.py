@@ -31,6 +31,17 @@ def cell_scores(db_url: str) -> dict[str, dict[str, float]]:
     return scores
 
 
+def late_penalties(db_url: str) -> dict[str, float]:
+    """{student: points taken off for lateness}, as nbgrader recorded them (its export and feedback subtract them)."""
+    penalties: dict[str, float] = {}
+    with open_gradebook(db_url) as gradebook:
+        for submission in gradebook.assignment_submissions(ASSIGNMENT):
+            penalties[submission.student_id] = sum(
+                float(notebook.late_submission_penalty or 0) for notebook in submission.notebooks
+            )
+    return penalties
+
+
 def max_cell_points(db_url: str) -> dict[str, float]:
     with open_gradebook(db_url) as gradebook:
         notebook = gradebook.find_assignment(ASSIGNMENT).notebooks[0]
@@ -44,15 +55,27 @@ def by_group(cells: dict[str, float]) -> dict[str, float]:
     return totals
 
 
-def table(scores: dict[str, dict[str, float]], max_points: dict[str, float], students: Iterable[str]) -> str:
-    """A plain-text table: one row per student, one column per group, then the total."""
+def table(
+    scores: dict[str, dict[str, float]], max_points: dict[str, float], students: Iterable[str],
+    penalties: dict[str, float] | None = None,
+) -> str:
+    """A plain-text table: one row per student, one column per group, then the total.
+
+    With any late penalty, a "late" column before the total, which is then the score after the penalty
+    (nbgrader's export and feedback show the same).
+    """
     maxima = by_group(max_points)
-    header = ["student", *(f"{g} /{maxima[g]:g}" for g in GROUPS), f"total /{sum(maxima.values()):g}"]
+    late = penalties if penalties and any(penalties.values()) else None
+    header = ["student", *(f"{g} /{maxima[g]:g}" for g in GROUPS), *(["late"] if late else []),
+              f"total /{sum(maxima.values()):g}"]
     rows = []
     for student in students:
         groups = by_group(scores.get(student, {}))
+        penalty = late.get(student, 0.0) if late else 0.0
+        late_cells = [f"-{penalty:g}" if penalty else "0"] if late else []
         # The id is a student's folder name: escaped, so it cannot print a fake row.
-        rows.append([shown(student), *(f"{groups[g]:g}" for g in GROUPS), f"{sum(groups.values()):g}"])
+        rows.append([shown(student), *(f"{groups[g]:g}" for g in GROUPS), *late_cells,
+                     f"{round(sum(groups.values()) - penalty, 2):g}"])
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in [header, *rows]]
     lines.insert(1, "  ".join("-" * width for width in widths))

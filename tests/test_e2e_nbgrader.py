@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
 import subprocess
@@ -28,14 +29,51 @@ SOLUTION_LINES = (
 HIDDEN_MARKERS = ("BEGIN HIDDEN TESTS", "grader_tests", "checks.py", "def check_", "_run_check", "isolation.py")
 
 
+def _snapshot(root: Path) -> dict[str, str]:
+    """Every file of the course but the demo's own folder, and its content's hash."""
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and cli.DEMO_COURSE not in p.relative_to(root).parts}
+
+
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory: pytest.TempPathFactory) -> Course:
-    """The demo run (`coursekit demo`) plus the source and the blank release as two more students."""
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Course, dict[str, str], dict[str, str]]:
+    """The demo run (`coursekit demo`, plus the source and the blank release as two more students) in a course
+    in use: released, with a submission of its own and an export. (demo course, course before, course after)"""
     course = copy_course(tmp_path_factory.mktemp("course"))
-    for student, kind in EXTRA_STUDENTS.items():
-        course.submit(student, course.source_notebook if kind == "source" else course.release_notebook)
-    assert cli.main(["demo"], course=course) == 0
-    return course
+    course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
+    course.submit("real_student", course.source_notebook)
+    (course.root / "grades.csv").write_text("the course's own export\n")
+    before = _snapshot(course.root)
+    extra = {student: course.source_notebook if kind == "source" else course.release_notebook
+             for student, kind in EXTRA_STUDENTS.items()}
+    demo = cli.run_demo(course, extra)
+    return demo, before, _snapshot(course.root)
+
+
+@pytest.fixture(scope="module")
+def graded(demo_run: tuple[Course, dict[str, str], dict[str, str]]) -> Course:
+    return demo_run[0]
+
+
+def test_demo_runs_in_its_own_course_and_leaves_the_course_untouched(
+    demo_run: tuple[Course, dict[str, str], dict[str, str]],
+) -> None:
+    demo, before, after = demo_run
+    assert after == before, "the demo changed the course's own files"
+    assert {"gradebook.db", "grades.csv", f"submitted/real_student/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"} <= set(after)
+    assert demo.root.name == cli.DEMO_COURSE and (demo.root / cli.DEMO_MARK).is_file()
+    assert demo.db_url == f"sqlite:///{demo.root / 'gradebook.db'}"
+    assert "real_student" not in scores.cell_scores(demo.db_url)
+    assert len(list(demo.submitted.glob(f"*/{ASSIGNMENT}"))) == len(cohort.STUDENTS) + len(EXTRA_STUDENTS)
+
+
+def test_demo_refuses_a_demo_course_folder_it_did_not_make(tmp_path: Path) -> None:
+    course = copy_course(tmp_path)
+    (course.root / cli.DEMO_COURSE).mkdir()
+    (course.root / cli.DEMO_COURSE / "notes.txt").write_text("mine")
+    with pytest.raises(cli.CourseError, match="was not made by `make demo`"):
+        cli.demo_course(course)
+    assert (course.root / cli.DEMO_COURSE / "notes.txt").read_text() == "mine"
 
 
 def test_release_is_in_sync_with_source(tmp_path: Path) -> None:

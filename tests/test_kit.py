@@ -98,3 +98,24 @@ def test_messages_get_a_sentence_a_line_but_numbers_and_clauses_stay_whole() -> 
         "That is 4x the expected value: did you sum?",
         "Use tf.reduce_mean.",
     ]
+
+
+def test_late_penalty_counts_started_days_and_never_exceeds_the_score() -> None:
+    from coursekit.late import LatePenalty
+
+    plugin = LatePenalty(percent_per_day=10)
+    assert plugin.late_submission_penalty("s", 17.0, 1) == 1.7
+    assert plugin.late_submission_penalty("s", 17.0, 24 * 3600 + 1) == 3.4
+    assert plugin.late_submission_penalty("s", 17.0, 30 * 24 * 3600) == 17.0
+    assert LatePenalty().late_submission_penalty("s", 17.0, 3600) is None  # nbgrader's default: no penalty
+    assert LatePenalty(penalty_method="zero").late_submission_penalty("s", 17.0, 3600) == 17.0
+
+
+def test_table_shows_the_late_penalty_and_the_total_after_it() -> None:
+    maxima = {"test_model_a": 2.0, "test_loss_a": 2.0, "test_train_a": 3.0, "test_convergence_a": 2.0,
+              "test_plot_a": 1.0}
+    text = scores.table({"ann": maxima, "bob": maxima}, maxima, ["ann", "bob"], {"ann": 2.5, "bob": 0.0})
+    header, _rule, ann, bob = text.splitlines()
+    assert header.split()[-3:] == ["late", "total", "/10"]
+    assert ann.split()[-2:] == ["-2.5", "7.5"] and bob.split()[-2:] == ["0", "10"]
+    assert "late" not in scores.table({"ann": maxima}, maxima, ["ann"], {"ann": 0.0})
