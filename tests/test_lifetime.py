@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,6 +106,7 @@ def run(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str], str]]:
     for pid in _processes(tmp):  # never left to the next test, whatever this one found
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(tmp, ignore_errors=True)  # what a killed grader leaves: its scratch courses, the warm folder
 
 
 def test_a_finished_run_leaves_no_process(run: tuple[Path, dict[str, str], str]) -> None:

@@ -298,8 +298,8 @@ def test_grading_refuses_when_a_protection_is_missing(tmp_path: Path) -> None:
     result = subprocess.run(["unshare", "--user", sys.executable, "-m", "coursekit.cli", "grade"],
                             cwd=course.root, env=course.environment(), capture_output=True, text=True, check=False)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "network ✗" in result.stdout and "filesystem ✗" in result.stdout
-    assert "refusing to run student code without: network, filesystem" in result.stderr
+    assert "network ✗" in result.stdout and "filesystem ✗" in result.stdout and "pid namespace ✗" in result.stdout
+    assert "refusing to run student code without: pid namespace, network, filesystem" in result.stderr
     assert "--allow-unsandboxed" in result.stderr
     assert not course.autograded.exists() or not any(course.autograded.iterdir())
 
