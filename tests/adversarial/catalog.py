@@ -460,7 +460,10 @@ CATALOG: tuple[Hostile, ...] = (
     Hostile("network", "correct work that tries the network", loses=(), model=MODEL + "\n\n" + NETWORK),
     Hostile("kill_grader", "correct work that kills its parent, init and its parent's process group", loses=(),
             loss=LOSS + "\n\n" + KILL_GRADER),
-    Hostile("fork_many", "correct work that forks 300 sleeping children", loses=(), loss=LOSS + "\n\n" + FORK_MANY),
+    # The storm reaches the kernel's process limit (128 tasks, threads included) and its children are never
+    # reaped: from then on the kernel cannot start a thread, which showing a figure needs (docs/security.md).
+    Hostile("fork_many", "correct work that forks 300 sleeping children",
+            loses=("test_plot_data", "test_plot_history", "test_plot_loss_weights"), loss=LOSS + "\n\n" + FORK_MANY),
     # ---- runaway code
     Hostile("loop_forever", "an endless loop before train is defined", loses=AFTER_TRAIN,
             train="while True:\n    pass\n\n" + TRAIN),
