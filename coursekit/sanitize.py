@@ -8,8 +8,8 @@ sees it, so the autograded file itself is safe wherever it is opened:
 - outputs keep an allow-list of MIME types: plain text, PNG, JPEG, LaTeX (escaped by the templates, typeset by
   MathJax with its `Safe` extension), and HTML or markdown cleaned by nh3 (the Ammonia sanitizer). Everything
   else (JavaScript, SVG, widgets, Mermaid, any vendor type) is dropped with a note saying what was;
-- output metadata keeps only an image's numeric width and height and its background hints: the templates
-  print it into unquoted attributes, and `isolated` HTML becomes an iframe;
+- output metadata keeps only an image's numeric width and height, its background hints and its alt text:
+  the templates print width and height into unquoted attributes, and `isolated` HTML becomes an iframe;
 - markdown and raw cells that are not the release's own text are rendered by nbconvert's markdown renderer
   and cleaned by nh3; attachments survive only as PNG, JPEG or GIF images inlined by that renderer;
 - cell and notebook metadata keep an allow-list (nbgrader's, tags, the kernelspec nbgrader restored): no
@@ -131,6 +131,9 @@ def _image_metadata(metadata: Any) -> dict[str, Any]:
         kept["unconfined"] = True
     if metadata.get("needs_background") in ("light", "dark"):
         kept["needs_background"] = metadata["needs_background"]
+    # The templates escape it inside a quoted attribute: a figure's text alternative, kept (bounded).
+    if isinstance(metadata.get("alt"), str):
+        kept["alt"] = metadata["alt"][:1000]
     return kept
 
 
