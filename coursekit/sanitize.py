@@ -8,8 +8,8 @@ sees it, so the autograded file itself is safe wherever it is opened:
 - outputs keep an allow-list of MIME types: plain text, PNG, JPEG, LaTeX (escaped by the templates, typeset by
   MathJax with its `Safe` extension), and HTML or markdown cleaned by nh3 (the Ammonia sanitizer). Everything
   else (JavaScript, SVG, widgets, Mermaid, any vendor type) is dropped with a note saying what was;
-- output metadata keeps only an image's numeric width and height and its background hints: the templates
-  print it into unquoted attributes, and `isolated` HTML becomes an iframe;
+- output metadata keeps only an image's numeric width and height, its background hints and its alt text:
+  the templates print width and height into unquoted attributes, and `isolated` HTML becomes an iframe;
 - markdown and raw cells that are not the release's own text are rendered by nbconvert's markdown renderer
   and cleaned by nh3; attachments survive only as PNG, JPEG or GIF images inlined by that renderer;
 - cell and notebook metadata keep an allow-list (nbgrader's, tags, the kernelspec nbgrader restored): no
@@ -44,7 +44,6 @@ __all__ = ["ACTIVE_FILE_PATTERNS", "SanitizeStudentContent", "clean_html", "mark
 # Rendered by the templates without any markup of the student's: text is escaped, images are base64 in a
 # data: URL the template writes itself.
 KEPT_AS_IS = frozenset({"text/plain", "image/png", "image/jpeg", "text/latex"})
-CLEANED = frozenset({"text/html", "text/markdown"})
 IMAGE_METADATA = ("image/png", "image/jpeg")
 CELL_METADATA = frozenset({"nbgrader", "tags", "editable", "deletable"})
 # kernelspec is restored from the gradebook by nbgrader's OverwriteKernelspec; language_info is reduced to its
@@ -61,7 +60,9 @@ def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
     if attribute == "src":
         # An image reaches nothing but its own bytes: no request to the instructor's server or elsewhere.
         return value if tag == "img" and DATA_IMAGE.fullmatch(value.strip()) else None
-    if attribute == "href" and value.strip().lower().startswith("data:"):
+    # Browsers drop ASCII whitespace and controls inside a URL (`da&#9;ta:` is `data:`), and so does nh3's
+    # own scheme check after this filter: compare the URL as they read it.
+    if attribute in ("href", "cite") and re.sub(r"[\x00-\x20]", "", value).lower().startswith("data:"):
         return None
     return value
 
@@ -131,6 +132,9 @@ def _image_metadata(metadata: Any) -> dict[str, Any]:
         kept["unconfined"] = True
     if metadata.get("needs_background") in ("light", "dark"):
         kept["needs_background"] = metadata["needs_background"]
+    # The templates escape it inside a quoted attribute: a figure's text alternative, kept (bounded).
+    if isinstance(metadata.get("alt"), str):
+        kept["alt"] = metadata["alt"][:1000]
     return kept
 
 

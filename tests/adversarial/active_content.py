@@ -82,7 +82,8 @@ def display_code(channel: str = "output") -> str:
          {"text/html": {"isolated": True}}),
         # nbconvert writes an image's width and height into unquoted attributes.
         ({"image/png": "not-a-png"}, {"image/png": {"width": f"1 onerror={script(channel + '-width')} x",
-                                                   "height": "1", "filenames": {"image/png": "evil.html"}}}),
+                                                   "height": "1", "filenames": {"image/png": "evil.html"},
+                                                   "alt": f"\" onerror=\"{script(channel + '-alt')}"}}),
         ({"application/vnd.jupyter.widget-view+json": {"model_id": "0", "version_major": 2, "version_minor": 0},
           "text/vnd.mermaid": f"graph TD; A[<img src=x onerror={script(channel + '-mermaid')}>]"}, {}),
         ({"application/vnd.coursekit.observation+json": {"grade_id": "test_model_variables", "nonce": "0"},

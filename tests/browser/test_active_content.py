@@ -24,6 +24,8 @@ import secrets
 import subprocess
 import sys
 import sysconfig
+import time
+import urllib.error
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +50,7 @@ STUDENT = "hostile_pages"
 EXTRA_FILES = ("evil.html", ".evil.html", "EVIL.SVG", "page.xhtml")
 # Payloads run on load or within a few event-loop turns (fetch, ontoggle); the control shows this is enough.
 SETTLE_MS = 2_500
+KERNEL_LIST_TIMEOUT_S = 60
 
 
 @dataclass
@@ -77,9 +80,19 @@ def _pwned(page: Page) -> object:
 
 
 def _kernels(server: LabServer) -> list[object]:
-    kernels = server.api("GET", "/api/kernels")
-    assert isinstance(kernels, list)
-    return kernels
+    # jupyter_server answers 500 to a listing while a kernel is still starting (its last_activity is unset):
+    # ask again until it can answer.
+    deadline = time.monotonic() + KERNEL_LIST_TIMEOUT_S
+    while True:
+        try:
+            kernels = server.api("GET", "/api/kernels")
+        except urllib.error.HTTPError as error:
+            if error.code != 500 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)  # polling interval
+            continue
+        assert isinstance(kernels, list)
+        return kernels
 
 
 @pytest.fixture(scope="module")
