@@ -50,6 +50,8 @@ def grade(course: Course, args: argparse.Namespace) -> None:
         print("sandbox: none (--cold runs plain nbgrader kernels with your permissions: trusted notebooks only)")
     if args.allow_unsandboxed:
         os.environ[sandbox.ALLOW_ENV] = "1"  # read by the warm parent and its kernels
+    if args.student:  # a refused or unknown id is said before anything else runs
+        grading.checked_student(found, args.student)
     due, due_changed = late.sync_due_date(course)  # before pending(): a new due date makes grades stale
     if due_changed:
         print(due)
