@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -175,8 +176,9 @@ def test_kernel_cannot_read_the_course_or_other_students(kernel: Kernel, course:
 def test_kernel_cannot_import_the_checks_but_has_its_libraries(kernel: Kernel) -> None:
     assert kernel.run("import grader_tests").startswith("ModuleNotFoundError")
     assert kernel.run("import grader_tests.checks").startswith("ModuleNotFoundError")
-    assert kernel.run("import tensorflow as tf, matplotlib.pyplot as plt; print(float(tf.reduce_sum([1., 2.])))") \
-        == "3.0\n"
+    out = kernel.run("import tensorflow as tf, matplotlib.pyplot as plt; print(float(tf.reduce_sum([1., 2.])))")
+    # TensorFlow's own C++ log lines (a failed cuInit where CUDA's libraries exist but no GPU) are not the point here.
+    assert [line for line in out.splitlines() if not re.match(r"[IWEF]\d{4} ", line)] == ["3.0"], out
 
 
 @pytest.mark.slow
