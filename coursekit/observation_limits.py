@@ -14,7 +14,7 @@ checked here first, walking it without building anything:
   saying why, so the check fails with that reason and nothing of that size is allocated.
 
 What does not hold makes the whole observation a record of an observer error, which earns nothing.
-docs/security.md ("Bounded judging") has the measurements.
+docs/security.md ("Bounded work", bounded judging) has the measurements.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ kernel that may still be stuck, each up to the timeout again. `GuardedExecute` i
   ran before normally and gives 0 to the checks that could not run. It does not restart a kernel and
   go on: the later cells need the state of the earlier ones, and replaying them would let one
   submission cost several times its time limit.
-- bounds what the kernel can make the grader hold and write (docs/security.md, "Bounded output"):
+- bounds what the kernel can make the grader hold and write (docs/security.md, "Bounded work"):
   every iopub message counts against one budget per notebook (`max_notebook_output_bytes`: text,
   data, metadata, display updates times the outputs they rewrite, widget messages, clears), and
   against `max_output_bytes` per cell; past either, output is dropped with a note. A message whose

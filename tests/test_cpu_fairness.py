@@ -22,11 +22,8 @@ from coursekit import ASSIGNMENT, cohort, sandbox, scores
 from .adversarial import bounds
 from .conftest import copy_course
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0 or not sandbox.cgroup_folders("probe").get("cpu share"),
-                       reason="needs root and a cpu cgroup, as kernels get their CPU share from one"),
-]
+NEEDS_CPU_CGROUP = pytest.mark.skipif(os.geteuid() != 0 or not sandbox.cgroup_folders("probe").get("cpu share"),
+                                      reason="needs root and a cpu cgroup, as kernels get their CPU share from one")
 
 HONEST = "correct_reference"
 SPINNER = "cpu_spinner"
@@ -35,6 +32,22 @@ SPIN = bounds.spinners(spin=20, sleep=22)  # with the spinners starving the kern
 ONE_CORE = str(min(os.sched_getaffinity(0)))
 
 
+def test_cpu_share_and_process_limit_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert sandbox.Limits().processes == 128 and sandbox.Limits().cpus == 1.0
+    monkeypatch.setenv("COURSEKIT_SANDBOX_CPUS", "0.5")
+    monkeypatch.setenv("COURSEKIT_SANDBOX_PROCESSES", "300")
+    limits = sandbox.Limits.from_env()
+    assert limits.cpus == 0.5 and limits.processes == 300
+
+
+@NEEDS_CPU_CGROUP
+def test_a_confined_kernel_reports_its_cpu_share() -> None:
+    report = sandbox.probe(sandbox.Limits(cpus=0.5))
+    assert report.held["cpu share"].startswith("0.5 core (cgroup"), report.line()
+
+
+@pytest.mark.slow
+@NEEDS_CPU_CGROUP
 def test_an_honest_student_beside_a_spinner_on_one_core_keeps_exact_scores(tmp_path: Path) -> None:
     course = copy_course(tmp_path / "course")
     release = nbformat.read(course.release_notebook, as_version=4)
