@@ -17,18 +17,20 @@ there, in the grader process:
 
 from __future__ import annotations
 
-import contextlib
+import os
 import re
 import secrets
+from pathlib import Path
 from typing import Any
 
 from nbformat import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from grader_observe import MIME, inputs, part_digest
+from grader_observe import MIME, inputs
 from grader_tests import checks, stand_ins_source
 
+from .probe_child import ProbeChild, ProbeChildError
 from .runaway import RUNAWAY_ERRORS, GuardedExecute
 
 RESOURCE_KEY = "coursekit_judge"
@@ -57,62 +59,165 @@ def is_observed(cell: NotebookNode) -> bool:
     )
 
 
-def inject(source: str, nonce: str, stand_ins: str, known: dict[str, str] | None = None) -> str:
-    """The hidden region's observe call, with this run's nonce and the stand-in parts' source as arguments.
-
-    `known`: the judge's verdicts so far on part observations, by digest; the observer then computes only
-    the training run the judge will pick (grader_observe.kernel._wanted).
-    """
-    extra = f", known={known!r}" if known else ""
+def inject(source: str, nonce: str) -> str:
+    """The hidden region's observe call, with this run's nonce as an argument: nothing else of the grader's."""
     return OBSERVE_CALL.sub(
-        lambda m: f"observe({m.group(1)}{m.group('grade_id')}{m.group(1)}, globals(), "
-        f"nonce={nonce!r}, stand_ins={stand_ins!r}{extra})",
-        source,
+        lambda m: f"observe({m.group(1)}{m.group('grade_id')}{m.group(1)}, globals(), nonce={nonce!r})", source
     )
 
 
+def is_test_cell(cell: NotebookNode) -> bool:
+    return cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
+
+
+class Verdicts:
+    """The judge's verdicts on the part cells so far, in notebook order: what the parts' statuses come from."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, checks.Result | None] = {}
+
+    def statuses(self) -> dict[str, str]:
+        return checks.part_statuses(self.results)
+
+    def judge(self, grade_id: str, kernel: list[dict[str, Any]], clean: bool,
+              apart: dict[str, Any] | None) -> checks.Result | None:
+        """The verdict on one observed cell, or None when it has no observation to judge (see `verdict`).
+
+        `kernel`: the observations of this run in the cell's own outputs; `clean`: exactly one, and the
+        cell's output was not cleared while it ran; `apart`: a probe child's observation for it.
+        """
+        result = None
+        if clean and len(kernel) == 1:
+            observation = checks.compose(grade_id, kernel[0], apart, self.statuses())
+            result = checks.judge(grade_id, observation)
+        if grade_id in PART_OF:
+            self.results[grade_id] = result
+        return result
+
+
+class ApartProbes:
+    """The probe children of one notebook's run (coursekit/probe_child.py), and what they observed.
+
+    One child, sent the stand-in Model and loss, observes train: it starts with the notebook, replaying the
+    student's cells while the kernel runs them, and its answers are read when the kernel has run each train
+    cell. It also runs the convergence run when train is judged right. When train is judged wrong, that run
+    needs train's stand-in: a second child, which never observes train, runs it.
+    """
+
+    def __init__(self, nb: NotebookNode, cwd: str, timeout: float) -> None:
+        self.nb, self.cwd, self.timeout = nb, cwd, timeout
+        self.children: dict[str, ProbeChild | None] = {}
+        self.replayed: dict[str, int] = {}
+        self.asked: dict[int, str] = {}
+        self.runs: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def _cells(self, child: str, upto: int) -> list[str]:
+        start = self.replayed.get(child, 0)
+        self.replayed[child] = max(start, upto)
+        return [cell.source for cell in self.nb.cells[start:upto] if cell.cell_type == "code"
+                and not is_test_cell(cell) and cell.source.strip()]
+
+    def _child(self, name: str, parts: tuple[str, ...]) -> ProbeChild | None:
+        if name not in self.children:
+            try:
+                self.children[name] = ProbeChild(self.cwd, stand_ins_source(parts), self.timeout)
+            except ProbeChildError:
+                self.children[name] = None
+        return self.children[name]
+
+    def start(self) -> None:
+        """Ask the train child for the first train cell's probe now: it works while the kernel runs."""
+        first = next((index for index, cell in enumerate(self.nb.cells) if is_observed(cell)
+                      and cell.metadata.nbgrader["grade_id"] in checks.APART), None)
+        if first is not None:
+            self._ask("train", ("Model", "loss"), first, self.nb.cells[first].metadata.nbgrader["grade_id"])
+
+    def _ask(self, name: str, parts: tuple[str, ...], index: int, probe: str, mix: str = "") -> None:
+        child = self._child(name, parts)
+        if child is not None and child.send(self._cells(name, index), probe, mix):
+            self.asked[index] = name
+
+    def _answer(self, index: int) -> dict[str, Any]:
+        child = self.children.get(self.asked.pop(index, ""))
+        if child is None:
+            return {"observer_error": "no process could run your code apart from the notebook"}
+        return child.receive()
+
+    def train(self, index: int, grade_id: str) -> dict[str, Any]:
+        if index not in self.asked:
+            self._ask("train", ("Model", "loss"), index, grade_id)
+        return self._answer(index)
+
+    def discard(self, index: int) -> None:
+        """Read and drop the answer asked for a cell that turned out not to be judged: answers come in order."""
+        if index in self.asked:
+            self._answer(index)
+
+    def run(self, index: int, mix: str) -> dict[str, Any]:
+        """The convergence run `mix` on the cells above `index`; the same cells and mix are run once."""
+        train_right = mix.endswith("/student")
+        name = "train" if train_right else "run"
+        substituted = tuple(part for part, who in zip(inputs.PARTS, mix.split("/"), strict=True) if who == "stand-in")
+        # The train child holds the Model and loss stand-ins already; the other holds only what the mix needs.
+        parts = ("Model", "loss") if train_right else substituted
+        replay = [i for i, cell in enumerate(self.nb.cells[:index]) if cell.cell_type == "code"
+                  and not is_test_cell(cell) and cell.source.strip()]
+        key = (mix, replay[-1] if replay else -1)
+        if key not in self.runs:
+            self._ask(name, parts, index, inputs.RUN, mix)
+            self.runs[key] = self._answer(index)
+        return self.runs[key]
+
+    def close(self) -> None:
+        for child in self.children.values():
+            if child is not None:
+                child.close()
+
+
 class ObservedExecute(GuardedExecute):
-    """nbgrader's Execute, with a per-run nonce and the stand-ins injected into hidden regions for the run only."""
+    """nbgrader's Execute with a per-run nonce injected into hidden regions for the run only, and the parts
+    that need the reference for the others observed apart, in probe children."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]):
         self._nonce = nonce = secrets.token_hex(16)
-        self._stand_ins = stand_ins_source()
         self._originals: dict[int, str] = {index: cell.source for index, cell in enumerate(nb.cells)
                                            if is_observed(cell)}
-        self._parts_seen: dict[str, dict[str, Any]] = {part: {} for part in inputs.PARTS}
         self._cleared: set[int] = set()
+        self._verdicts = Verdicts()
+        self._apart: dict[int, dict[str, Any]] = {}
+        cwd = resources.get("metadata", {}).get("path") or os.getcwd()
+        self._probes = ApartProbes(nb, str(Path(cwd).resolve()), float(self.timeout or 120))
         resources[RESOURCE_KEY] = {"nonce": nonce}
         try:
+            self._probes.start()
             nb, resources = super().preprocess(nb, resources)
         finally:
+            self._probes.close()
             for index, source in self._originals.items():
                 nb.cells[index].source = source
         resources[RESOURCE_KEY]["cleared"] = sorted(self._cleared)
+        resources[RESOURCE_KEY]["apart"] = self._apart
         return nb, resources
 
     def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int):
         if index not in self._originals:
             return super().preprocess_cell(cell, resources, index)
         grade_id = cell.metadata.nbgrader["grade_id"]
-        known = self._known() if grade_id in inputs.RUN_GRADE_IDS else None
-        cell.source = inject(self._originals[index], self._nonce, self._stand_ins, known)
+        cell.source = inject(self._originals[index], self._nonce)
         cell, resources = super().preprocess_cell(cell, resources, index)
-        part = PART_OF.get(grade_id)
-        observed = observations_of(cell, grade_id, self._nonce)
-        if part is not None and len(observed) == 1 and index not in self._cleared:
-            self._parts_seen[part][grade_id] = observed[0]
+        kernel = observations_of(cell, grade_id, self._nonce)
+        clean = len(kernel) == 1 and index not in self._cleared
+        # Observed apart only once the kernel ran the cell: a kernel that died before it still costs it.
+        if clean and grade_id in checks.APART:
+            self._apart[index] = self._probes.train(index, grade_id)
+        elif grade_id in checks.APART:
+            self._probes.discard(index)
+        elif clean and grade_id in inputs.RUN_GRADE_IDS:
+            mix = checks.mix_for(self._verdicts.statuses())
+            if mix is not None:
+                self._apart[index] = self._probes.run(index, mix)
+        self._verdicts.judge(grade_id, kernel, clean, self._apart.get(index))
         return cell, resources
-
-    def _known(self) -> dict[str, str]:
-        """The verdict on each part whose cells all ran, by the digest of its observations (see `inject`)."""
-        known = {}
-        for part, grade_ids in inputs.PART_GRADE_IDS.items():
-            seen = self._parts_seen[part]
-            if all(grade_id in seen for grade_id in grade_ids):
-                observed = {grade_id: seen[grade_id] for grade_id in grade_ids}
-                with contextlib.suppress(Exception):  # an observation JSON cannot hold: no shortcut for it
-                    known[part_digest(observed)] = checks.part_status({"parts": {part: observed}}, part)
-        return known
 
     def clear_output(self, outs: list[NotebookNode], msg: dict[str, Any], cell_index: int) -> None:
         # Clearing is how code running after the observer (an IPython post_run_cell hook, say) could replace
@@ -147,13 +252,15 @@ def observations_of(cell: NotebookNode, grade_id: str, nonce: str) -> list[dict[
     return found
 
 
-def verdict(grade_id: str, observations: list[dict[str, Any]], cleared: bool = False) -> list[NotebookNode]:
+def verdict(grade_id: str, observations: list[dict[str, Any]], cleared: bool = False,
+            verdicts: Verdicts | None = None, apart: dict[str, Any] | None = None) -> list[NotebookNode]:
     """The outputs a judged test cell ends with."""
+    verdicts = verdicts if verdicts is not None else Verdicts()
+    result = verdicts.judge(grade_id, observations, not cleared and len(observations) == 1, apart)
     if cleared or len(observations) > 1:
         return [_error(TAMPERED)]
-    if not observations:
+    if result is None:
         return [_error(NOT_RUN)]
-    result = checks.judge(grade_id, observations[0])
     if not result.passed:
         return [_error(result.message)]
     lines = "\n".join(f"  ✓ {line}" for line in result.message.splitlines())
@@ -174,15 +281,15 @@ class JudgeObservations(NbGraderPreprocessor):  # enabled by default, unlike nbc
                 "Autograde.autograde_preprocessors: see nbgrader_config.py."
             )
         cleared = set(state.get("cleared", ()))
+        apart = state.get("apart", {})
+        verdicts = Verdicts()
         for index, cell in enumerate(nb.cells):
             if is_observed(cell):
                 grade_id = cell.metadata.nbgrader["grade_id"]
                 observations = observations_of(cell, grade_id, nonce)
+                judged = verdict(grade_id, observations, index in cleared, verdicts, apart.get(index))
                 # A cell that timed out, or that never ran after the kernel died, says so (coursekit/runaway.py).
                 stopped = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"
                            and o.get("ename") in RUNAWAY_ERRORS]
-                if stopped and not observations and index not in cleared:
-                    cell.outputs = stopped[-1:]
-                else:
-                    cell.outputs = verdict(grade_id, observations, index in cleared)
+                cell.outputs = stopped[-1:] if stopped and not observations and index not in cleared else judged
         return nb, resources

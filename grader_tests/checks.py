@@ -8,7 +8,8 @@ isolation (docs/grading.md):
 - loss checks use only `loss`;
 - train checks judge the student's `train` run on a stand-in model with the stand-in loss;
 - convergence judges the run of the notebook's schedule with the stand-in for any part that fails its own
-  checks (the observer records every mix of student parts and stand-ins; the judge picks one);
+  checks: the grader picks the mix from each part's own verdicts (`part_statuses`, `mix_for`) and a probe
+  child runs it (`compose` puts the pieces together);
 - plot checks read the figures' artist data, and are waived when an attempted part is wrong
   (its points are already lost), but not when a part was never attempted.
 An observation that is malformed, incomplete or missing earns nothing.
@@ -397,25 +398,81 @@ PART_CHECKS: dict[str, tuple[tuple[str, Callable[[Observation], Iterator[str]]],
 }
 
 
-def part_status(obs: Observation, part: str) -> str:
-    """'ok', 'wrong' (attempted, fails its own checks) or 'missing' (not attempted), from the part's probes."""
-    observed = _get(obs, "parts")
-    if part not in observed:
-        raise CheckFailure("the hidden tests recorded nothing about your parts: run the notebook from the top.")
-    for grade_id, check in PART_CHECKS[part]:
-        outcome = _run_check(check, observed[part][grade_id])
-        if not outcome.passed:
-            return "missing" if outcome.check == "not implemented" else "wrong"
-    return "ok"
+STATUSES = ("ok", "wrong", "missing")
+PART_IDS = tuple(grade_id for part_checks in PART_CHECKS.values() for grade_id, _ in part_checks)
+
+
+def part_statuses(results: Mapping[str, Result | None]) -> dict[str, str]:
+    """Each part's status from the verdicts of its own test cells, by grade id (None: no clean verdict).
+
+    'ok', 'wrong' (attempted, fails its own checks), 'missing' (not attempted), or 'unjudged' (a cell of the
+    part has no verdict: it did not run, or was tampered with). Convergence and plots take these, never an
+    observation made next to the stand-ins, so the stand-ins cannot decide a status.
+    """
+    statuses = {}
+    for part, part_checks in PART_CHECKS.items():
+        outcomes = [results.get(grade_id) for grade_id, _ in part_checks]
+        status = "ok"
+        for outcome in outcomes:
+            if outcome is None:
+                status = "unjudged"
+                break
+            if not outcome.passed:
+                status = "missing" if outcome.check == "not implemented" else "wrong"
+                break
+        statuses[part] = status
+    return statuses
+
+
+def mix_for(statuses: Mapping[str, str]) -> str | None:
+    """The training run the convergence checks judge: each part the student's if 'ok', else its stand-in.
+
+    None when a part is missing or unjudged: those checks refuse before they look at any run.
+    """
+    if any(statuses.get(part) not in ("ok", "wrong") for part in inputs.PARTS):
+        return None
+    return "/".join("student" if statuses[part] == "ok" else "stand-in" for part in inputs.PARTS)
+
+
+APART = {"test_train_step", "test_train_state"}  # judged only on what a probe child observed
+_COMPOSED = ("statuses", "runs")  # written by the grader, never taken from the kernel's record
+_PROBLEMS = ("interrupted", "observer_error", "unknown_grade_id")
+
+
+def compose(grade_id: str, kernel: Observation, apart: Observation | None,
+            statuses: Mapping[str, str]) -> dict[str, Any]:
+    """What the check of `grade_id` judges: the kernel's record, what a probe child observed, the parts' statuses.
+
+    `kernel`: the observation in the cell's own output (this run's nonce); `apart`: the probe child's, for
+    train and convergence cells (None when there is none); `statuses`: from `part_statuses`.
+    """
+    if grade_id in APART:
+        return dict(apart) if apart is not None else {
+            "observer_error": "no run of your code apart from the notebook was recorded"}
+    composed = {key: value for key, value in kernel.items() if key not in _COMPOSED}
+    if grade_id in inputs.RUN_GRADE_IDS:
+        apart = apart or {}
+        if "runs" in apart:
+            composed["runs"] = apart["runs"]
+        composed.update({key: apart[key] for key in _PROBLEMS if key in apart})
+    if grade_id in inputs.RUN_GRADE_IDS or grade_id.startswith("test_plot_"):
+        composed["statuses"] = dict(statuses)
+    return composed
 
 
 def _statuses(obs: Observation, parts: tuple[str, ...] = inputs.PARTS) -> dict[str, str]:
-    statuses = {part: part_status(obs, part) for part in parts}
+    recorded = _get(obs, "statuses")
+    statuses = {part: recorded.get(part) for part in parts}
     missing = [part for part, status in statuses.items() if status == "missing"]
     if missing:
         raise CheckFailure(
             f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not implemented yet: "
             "these checks need them to be attempted."
+        )
+    unjudged = [part for part, status in statuses.items() if status not in STATUSES]
+    if unjudged:
+        raise CheckFailure(
+            f"the hidden tests of {', '.join(unjudged)} have no result (see those cells): these checks need it."
         )
     return statuses
 
@@ -430,7 +487,7 @@ class History:
 
 def rerun_training(obs: Observation, statuses: dict[str, str]) -> History:
     """The run of the notebook's schedule with the stand-in for each part that is wrong."""
-    key = "/".join("student" if statuses[part] == "ok" else "stand-in" for part in inputs.PARTS)
+    key = mix_for(statuses)
     runs = _get(obs, "runs")
     if key not in runs:
         raise CheckFailure("the hidden tests recorded no training run: run the notebook from the top.")

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from coursekit import cohort
 from grader_observe.isolation import quiet, rebind
-from grader_observe.kernel import collect, load_stand_ins
+from grader_observe.kernel import RUN, collect, collect_apart, load_stand_ins
 from grader_tests import checks, in_process, stand_ins, stand_ins_source
 from grader_tests import reference as ref
 
@@ -77,9 +77,13 @@ def test_wrong_model_costs_no_train_or_loss_points() -> None:
 
 def test_convergence_substitutes_a_wrong_part() -> None:
     ns = namespace(loss="def loss(p, t): return tf.reduce_sum(tf.square(p - t))")
-    observation = collect("test_convergence_fit", ns, load_stand_ins(stand_ins_source()))
-    statuses = {part: checks.part_status(observation, part) for part in checks.PART_CHECKS}
+    results = {grade_id: in_process.run(grade_id, ns) for grade_id in checks.PART_IDS}
+    statuses = checks.part_statuses(results)
     assert statuses == {"Model": "ok", "loss": "wrong", "train": "ok"}
+    assert checks.mix_for(statuses) == "student/stand-in/student"
+    # The run is observed where only the loss's stand-in lives.
+    apart = collect_apart(RUN, ns, load_stand_ins(stand_ins_source(["loss"])), "student/stand-in/student")
+    observation = checks.compose("test_convergence_fit", {"recorded": {}}, apart, statuses)
     history = checks.rerun_training(observation, statuses)
     assert history.substituted == ("loss",)
     assert abs(history.w[-1] - ref.SEED_LAB_TABLE[-1][0]) < ref.TABLE_WB_TOLERANCE
@@ -177,7 +181,7 @@ def test_stored_lab_data_is_tensorflows_draw() -> None:
 
 
 def test_a_forged_or_broken_observation_earns_nothing() -> None:
-    good = collect("test_loss_values", namespace(), load_stand_ins(stand_ins_source()))
+    good = collect("test_loss_values", namespace())
     assert checks.judge("test_loss_values", good).passed
     for broken in ({}, {"known": "5.25"}, {"known": {"shape": [], "size": 1, "data": []}}, {"random": 1}):
         assert not checks.judge("test_loss_values", broken).passed, broken
@@ -185,6 +189,33 @@ def test_a_forged_or_broken_observation_earns_nothing() -> None:
 
 def test_student_exceptions_are_observed_not_raised() -> None:
     ns = namespace(Model="class Model:\n  def __init__(self):\n    raise SystemExit(3)")
-    observation = collect("test_model_variables", ns, None)
+    observation = collect("test_model_variables", ns)
     assert "SystemExit" in observation["raised"]["message"]
     assert not checks.judge("test_model_variables", observation).passed
+
+
+def test_statuses_come_from_each_parts_own_verdicts() -> None:
+    passed, failed = checks.Result("passed", True, ""), checks.Result("failed", False, "x")
+    stub = checks.Result("not implemented", False, "x")
+    results = {"test_model_variables": passed, "test_model_output": passed, "test_loss_values": stub,
+               "test_loss_properties": passed, "test_train_step": passed, "test_train_state": failed}
+    assert checks.part_statuses(results) == {"Model": "ok", "loss": "missing", "train": "wrong"}
+    assert checks.mix_for(checks.part_statuses(results)) is None
+    # A part cell without a clean verdict (it did not run, or was tampered with) decides nothing: no run, no plot.
+    del results["test_model_output"]
+    statuses = checks.part_statuses(results)
+    assert statuses["Model"] == "unjudged" and checks.mix_for(statuses) is None
+    results["test_loss_values"] = passed
+    plot = checks.judge("test_plot_history", checks.compose("test_plot_history", {}, None,
+                                                             checks.part_statuses(results)))
+    assert not plot.passed and "Model have no result" in plot.message
+
+
+def test_the_kernel_cannot_supply_what_the_grader_composes() -> None:
+    forged = {"statuses": {"Model": "wrong", "loss": "wrong", "train": "wrong"},
+              "runs": {"stand-in/stand-in/stand-in": {}}, "recorded": {}}
+    statuses = {"Model": "missing", "loss": "ok", "train": "ok"}
+    composed = checks.compose("test_convergence_fit", forged, None, statuses)
+    assert composed["statuses"] == statuses and "runs" not in composed
+    # Train is judged on the probe child's observation alone.
+    assert checks.compose("test_train_step", {"steps": []}, None, statuses).keys() == {"observer_error"}
