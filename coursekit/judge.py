@@ -149,9 +149,13 @@ class ApartProbes:
         return self._answer(index)
 
     def discard(self, index: int) -> None:
-        """Read and drop the answer asked for a cell that turned out not to be judged: answers come in order."""
-        if index in self.asked:
-            self._answer(index)
+        """Forget what was asked for a cell the kernel did not run cleanly: end that child rather than wait for
+        its answer (it may be stuck where the kernel was); a later cell starts a fresh one."""
+        name = self.asked.pop(index, None)
+        child = self.children.pop(name, None) if name is not None else None
+        if child is not None:
+            child.close()
+            self.replayed.pop(name, None)
 
     def run(self, index: int, mix: str) -> dict[str, Any]:
         """The convergence run `mix` on the cells above `index`; the same cells and mix are run once."""
