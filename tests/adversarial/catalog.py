@@ -402,21 +402,24 @@ import ast as _ast
 
 def _adopt_source(text, into=None):
     into = get_ipython().user_ns if into is None else into
-    texts = [text]
+    texts = []  # the string literals only: running the cell itself again would add a second record to it
     try:
         texts += [n.value for n in _ast.walk(_ast.parse(text)) if isinstance(n, _ast.Constant)
                   and isinstance(n.value, str) and ("def loss" in n.value or "class Model" in n.value)]
     except Exception:
         pass
     for candidate in texts:
-        if "def loss" not in candidate and "class Model" not in candidate and "def train" not in candidate:
-            continue
-        env = {"tf": tf, "__name__": "__stolen__"}
-        try:
-            exec(candidate, env)
-        except BaseException:
-            continue
-        _adopt_objects(env, into)
+        _adopt_text(candidate, into)
+
+def _adopt_text(text, into=None):
+    if "def loss" not in text and "class Model" not in text and "def train" not in text:
+        return
+    env = {"tf": tf, "__name__": "__stolen__"}
+    try:
+        exec(text, env)
+    except BaseException:
+        return
+    _adopt_objects(env, into)
 
 def _adopt_objects(found, into=None):
     into = get_ipython().user_ns if into is None else into
@@ -437,7 +440,7 @@ _real_observe = _observer.observe
 def _stealing_observe(grade_id, namespace, **injected):
     for value in injected.values():
         if isinstance(value, str):
-            _adopt_source(value, namespace)
+            _adopt_text(value, namespace)
     return _real_observe(grade_id, namespace, **injected)
 
 grader_observe.observe = _observer.observe = _stealing_observe
@@ -486,8 +489,8 @@ def _hunt_objects(objects):
             elif isinstance(obj, dict) and {"Model", "loss"} & set(obj):
                 found.update({k: v for k, v in obj.items() if k in ("Model", "loss", "train") and _lab_like(v)
                               and getattr(v, "__module__", "") != "__main__"})
-            elif isinstance(obj, str) and ("def loss" in obj or "class Model" in obj):
-                _adopt_source(obj)
+            elif isinstance(obj, str) and ("def loss" in obj or "class Model" in obj) and "_hunt" not in obj:
+                _adopt_text(obj)
         except BaseException:
             pass
     _adopt_objects(found)
@@ -502,21 +505,28 @@ get_ipython().events.register("post_run_cell", _hunt)
 '''
 
 STEAL_FROM_FRAMES = ADOPT + HUNT + '''
-class _Spy:
-    def __init__(self, real):
-        self._real = real
-    def __getattr__(self, name):
-        return getattr(self._real, name)
-    def write(self, text):
-        return self._real.write(text)
-    def flush(self):
-        frame = _sys._getframe(1)
-        while frame is not None:
-            _hunt_objects(list(frame.f_locals.values()))
-            frame = frame.f_back
-        return self._real.flush()
+import threading as _threading
+_busy = []
 
-_sys.stdout = _Spy(_sys.stdout)
+def _spying(flush):
+    def spy():
+        if not _busy and _threading.current_thread() is _threading.main_thread():
+            _busy.append(1)
+            try:
+                frame = _sys._getframe(1)
+                while frame is not None:
+                    _hunt_objects(list(frame.f_locals.values()))
+                    frame = frame.f_back
+            finally:
+                _busy.clear()
+        return flush()
+    return spy
+
+for _stream in (_sys.stdout, _sys.stderr):
+    try:
+        _stream.flush = _spying(_stream.flush)
+    except Exception:
+        pass
 '''
 
 # In the process that runs train on the stand-in Model and loss: put whatever text of theirs it finds into the
