@@ -270,7 +270,7 @@ class ProbeChild:
             return {"observer_error": "the process running your code apart from the notebook ended"}
         try:
             answer = json.loads(line, parse_constant=lambda name: name)
-        except ValueError:
+        except (ValueError, RecursionError):  # a record nested past the parser's depth is not readable either
             return {"observer_error": "the record was not readable"}
         return redact(answer) if isinstance(answer, dict) else {"observer_error": "the record was not readable"}
 

@@ -116,9 +116,10 @@ def test_an_oversized_or_unreadable_answer_earns_nothing(child_of) -> None:
     child = child_of()
     assert child.send([SETUP, FLOOD.format(payload=b"x" * (probe_child.MAX_ANSWER + 10) + b"\n")], "test_train_step")
     assert "larger than" in child.receive()["observer_error"]
-    child = child_of()
-    assert child.send([SETUP, FLOOD.format(payload=b"{not json\n")], "test_train_step")
-    assert not checks.judge("test_train_step", child.receive()).passed
+    for payload in (b"{not json\n", b"[" * 200_000 + b"\n"):  # the second is nested past the parser's depth
+        child = child_of()
+        assert child.send([SETUP, FLOOD.format(payload=payload)], "test_train_step")
+        assert not checks.judge("test_train_step", child.receive()).passed
 
 
 def test_redaction_keeps_names_and_numbers_and_drops_free_text() -> None:
