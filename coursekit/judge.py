@@ -39,7 +39,6 @@ TAMPERED = (
     "this cell holds more than one record of the hidden tests, or its output was cleared while it ran: "
     "something other than the hidden tests wrote to it, so it earns nothing."
 )
-PART_OF = {grade_id: part for part, grade_ids in inputs.PART_GRADE_IDS.items() for grade_id in grade_ids}
 NOT_RUN = (
     "the hidden tests did not run in this cell: the kernel stopped or your code kept them from running. "
     "Run your notebook from the top and make sure every cell finishes."
@@ -68,31 +67,6 @@ def inject(source: str, nonce: str) -> str:
 
 def is_test_cell(cell: NotebookNode) -> bool:
     return cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
-
-
-class Verdicts:
-    """The judge's verdicts on the part cells so far, in notebook order: what the parts' statuses come from."""
-
-    def __init__(self) -> None:
-        self.results: dict[str, checks.Result | None] = {}
-
-    def statuses(self) -> dict[str, str]:
-        return checks.part_statuses(self.results)
-
-    def judge(self, grade_id: str, kernel: list[dict[str, Any]], clean: bool,
-              apart: dict[str, Any] | None) -> checks.Result | None:
-        """The verdict on one observed cell, or None when it has no observation to judge (see `verdict`).
-
-        `kernel`: the observations of this run in the cell's own outputs; `clean`: exactly one, and the
-        cell's output was not cleared while it ran; `apart`: a probe child's observation for it.
-        """
-        result = None
-        if clean and len(kernel) == 1:
-            observation = checks.compose(grade_id, kernel[0], apart, self.statuses())
-            result = checks.judge(grade_id, observation)
-        if grade_id in PART_OF:
-            self.results[grade_id] = result
-        return result
 
 
 class ApartProbes:
@@ -187,8 +161,8 @@ class ObservedExecute(GuardedExecute):
         self._originals: dict[int, str] = {index: cell.source for index, cell in enumerate(nb.cells)
                                            if is_observed(cell)}
         self._cleared: set[int] = set()
-        self._verdicts = Verdicts()
         self._apart: dict[int, dict[str, Any]] = {}
+        self._train: dict[str, dict[str, Any]] = {}
         cwd = resources.get("metadata", {}).get("path") or os.getcwd()
         self._probes = ApartProbes(nb, str(Path(cwd).resolve()), float(self.timeout or 120))
         resources[RESOURCE_KEY] = {"nonce": nonce}
@@ -199,8 +173,7 @@ class ObservedExecute(GuardedExecute):
             self._probes.close()
             for index, source in self._originals.items():
                 nb.cells[index].source = source
-        resources[RESOURCE_KEY]["cleared"] = sorted(self._cleared)
-        resources[RESOURCE_KEY]["apart"] = self._apart
+        resources[RESOURCE_KEY].update(cleared=sorted(self._cleared), apart=self._apart, train=self._train)
         return nb, resources
 
     def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int):
@@ -211,16 +184,17 @@ class ObservedExecute(GuardedExecute):
         cell, resources = super().preprocess_cell(cell, resources, index)
         kernel = observations_of(cell, grade_id, self._nonce)
         clean = len(kernel) == 1 and index not in self._cleared
-        # Observed apart only once the kernel ran the cell: a kernel that died before it still costs it.
-        if clean and grade_id in checks.APART:
-            self._apart[index] = self._probes.train(index, grade_id)
-        elif grade_id in checks.APART:
-            self._probes.discard(index)
+        if grade_id in checks.APART:
+            # Observed apart only once the kernel ran the cell: a kernel that stopped before it still costs it.
+            # A cell that ran but was tampered with earns nothing, yet train's status still comes from here.
+            if self._stopped:
+                self._probes.discard(index)
+            else:
+                self._apart[index] = self._train[grade_id] = self._probes.train(index, grade_id)
         elif clean and grade_id in inputs.RUN_GRADE_IDS:
-            mix = checks.mix_for(self._verdicts.statuses())
+            mix = checks.mix_for(checks.part_statuses(kernel[0].get("parts"), self._train))
             if mix is not None:
                 self._apart[index] = self._probes.run(index, mix)
-        self._verdicts.judge(grade_id, kernel, clean, self._apart.get(index))
         return cell, resources
 
     def clear_output(self, outs: list[NotebookNode], msg: dict[str, Any], cell_index: int) -> None:
@@ -257,14 +231,13 @@ def observations_of(cell: NotebookNode, grade_id: str, nonce: str) -> list[dict[
 
 
 def verdict(grade_id: str, observations: list[dict[str, Any]], cleared: bool = False,
-            verdicts: Verdicts | None = None, apart: dict[str, Any] | None = None) -> list[NotebookNode]:
+            apart: dict[str, Any] | None = None, train: dict[str, Any] | None = None) -> list[NotebookNode]:
     """The outputs a judged test cell ends with."""
-    verdicts = verdicts if verdicts is not None else Verdicts()
-    result = verdicts.judge(grade_id, observations, not cleared and len(observations) == 1, apart)
     if cleared or len(observations) > 1:
         return [_error(TAMPERED)]
-    if result is None:
+    if not observations:
         return [_error(NOT_RUN)]
+    result = checks.judge(grade_id, checks.compose(grade_id, observations[0], apart, train))
     if not result.passed:
         return [_error(result.message)]
     lines = "\n".join(f"  ✓ {line}" for line in result.message.splitlines())
@@ -285,13 +258,12 @@ class JudgeObservations(NbGraderPreprocessor):  # enabled by default, unlike nbc
                 "Autograde.autograde_preprocessors: see nbgrader_config.py."
             )
         cleared = set(state.get("cleared", ()))
-        apart = state.get("apart", {})
-        verdicts = Verdicts()
+        apart, train = state.get("apart", {}), state.get("train", {})
         for index, cell in enumerate(nb.cells):
             if is_observed(cell):
                 grade_id = cell.metadata.nbgrader["grade_id"]
                 observations = observations_of(cell, grade_id, nonce)
-                judged = verdict(grade_id, observations, index in cleared, verdicts, apart.get(index))
+                judged = verdict(grade_id, observations, index in cleared, apart.get(index), train)
                 # A cell that timed out, or that never ran after the kernel died, says so (coursekit/runaway.py).
                 stopped = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"
                            and o.get("ename") in RUNAWAY_ERRORS]

@@ -357,26 +357,63 @@ def probe_apart(ns: Namespace, obs: Observation) -> None:
     """In the student's kernel, a cell whose part is observed apart (a probe child, coursekit/probe_child.py)."""
 
 
+# Model and loss need no reference to be observed: convergence and plot cells observe them again where the
+# kernel stands (the judge takes their status from there; train's comes from its own cells, observed apart).
+# Later cells ask about the same objects: answered from memory, keyed by identity and holding the objects
+# themselves so an id cannot be reused; a part redefined in a later cell is a new key.
+_PART_MEMO: dict[str, tuple[Any, dict[str, Observation]]] = {}
+KERNEL_PARTS = ("Model", "loss")
+
+
+def part_observations(ns: Namespace, parts: tuple[str, ...] = KERNEL_PARTS) -> dict[str, dict[str, Observation]]:
+    observed = {}
+    for part in parts:
+        obj = ns.get(part)
+        memo = _PART_MEMO.get(part)
+        if obj is not None and memo is not None and memo[0] is obj:
+            observed[part] = memo[1]
+            continue
+        observed[part] = {grade_id: _observed_part(probe, ns) for grade_id, probe in _KERNEL_PART_PROBES[part]}
+        if obj is not None:
+            _PART_MEMO[part] = (obj, observed[part])
+    return observed
+
+
+def _observed_part(probe: Callable[[Namespace, Observation], None], ns: Namespace) -> Observation:
+    obs: Observation = {}
+    with contextlib.suppress(_Stop):
+        probe(ns, obs)
+    return obs
+
+
 def probe_recorded(ns: Namespace, obs: Observation) -> None:
+    obs["parts"] = part_observations(ns)
     obs["recorded"] = {name: _floats(ns.get(name)) for name in ("list_w", "list_b", "losses")}
 
 
 def probe_plot_data(ns: Namespace, obs: Observation, recorded: list[Any]) -> None:
+    obs["parts"] = part_observations(ns, ("Model",))
     obs["figures"] = describe_figures(recorded)
     _lab_data()  # draws the lab's data at the same point of the notebook as before judging moved out
 
 
 def probe_plot_history(ns: Namespace, obs: Observation, recorded: list[Any]) -> None:
+    obs["parts"] = part_observations(ns)
     obs["figures"] = describe_figures(recorded)
     obs["names"] = _names(ns, ("list_w", "list_b"))
 
 
 def probe_plot_loss_weights(ns: Namespace, obs: Observation, recorded: list[Any]) -> None:
+    obs["parts"] = part_observations(ns)
     obs["figures"] = describe_figures(recorded)
     obs["names"] = _names(ns, ("list_w", "list_b", "test_inputs", "predicted_test_outputs"))
     obs["losses"] = _floats(ns["losses"]) if "losses" in ns else None
 
 
+_KERNEL_PART_PROBES: dict[str, tuple[tuple[str, Callable[[Namespace, Observation], None]], ...]] = {
+    "Model": (("test_model_variables", probe_model_variables), ("test_model_output", probe_model_output)),
+    "loss": (("test_loss_values", probe_loss_values), ("test_loss_properties", probe_loss_properties)),
+}
 # What the student's kernel observes: nothing here needs the reference of any part.
 NAMESPACE_PROBES: dict[str, Callable[[Namespace, Observation], None]] = {
     "test_model_variables": probe_model_variables,

@@ -8,8 +8,8 @@ isolation (docs/grading.md):
 - loss checks use only `loss`;
 - train checks judge the student's `train` run on a stand-in model with the stand-in loss;
 - convergence judges the run of the notebook's schedule with the stand-in for any part that fails its own
-  checks: the grader picks the mix from each part's own verdicts (`part_statuses`, `mix_for`) and a probe
-  child runs it (`compose` puts the pieces together);
+  checks: the grader picks the mix from the parts' statuses (`part_statuses`, `mix_for`: never observed next
+  to the part's own stand-in) and a probe child runs it (`compose` puts the pieces together);
 - plot checks read the figures' artist data, and are waived when an attempted part is wrong
   (its points are already lost), but not when a part was never attempted.
 An observation that is malformed, incomplete or missing earns nothing.
@@ -400,27 +400,37 @@ PART_CHECKS: dict[str, tuple[tuple[str, Callable[[Observation], Iterator[str]]],
 
 STATUSES = ("ok", "wrong", "missing")
 PART_IDS = tuple(grade_id for part_checks in PART_CHECKS.values() for grade_id, _ in part_checks)
+# An observation with one of these recorded no result for its part: it neither proves nor disproves the part.
+_UNJUDGED = ("interrupted", "observer_error", "no_stand_ins", "unknown_grade_id")
 
 
-def part_statuses(results: Mapping[str, Result | None]) -> dict[str, str]:
-    """Each part's status from the verdicts of its own test cells, by grade id (None: no clean verdict).
+def part_status(observed: Any, part: str) -> str:
+    """'ok', 'wrong' (attempted, fails its own checks), 'missing' (not attempted) or 'unjudged' (no result).
 
-    'ok', 'wrong' (attempted, fails its own checks), 'missing' (not attempted), or 'unjudged' (a cell of the
-    part has no verdict: it did not run, or was tampered with). Convergence and plots take these, never an
-    observation made next to the stand-ins, so the stand-ins cannot decide a status.
+    `observed`: the part's observations by grade id, as its own test cells record them.
     """
-    statuses = {}
-    for part, part_checks in PART_CHECKS.items():
-        outcomes = [results.get(grade_id) for grade_id, _ in part_checks]
-        status = "ok"
-        for outcome in outcomes:
-            if outcome is None:
-                status = "unjudged"
-                break
-            if not outcome.passed:
-                status = "missing" if outcome.check == "not implemented" else "wrong"
-                break
-        statuses[part] = status
+    if not isinstance(observed, Mapping):
+        return "unjudged"
+    for grade_id, check in PART_CHECKS[part]:
+        obs = observed.get(grade_id)
+        if not isinstance(obs, Mapping) or any(key in obs for key in _UNJUDGED):
+            return "unjudged"
+        outcome = _run_check(check, obs)
+        if not outcome.passed:
+            return "missing" if outcome.check == "not implemented" else "wrong"
+    return "ok"
+
+
+def part_statuses(kernel_parts: Any, train: Any) -> dict[str, str]:
+    """The parts' statuses for convergence and plots, never from an observation made next to the part's stand-in.
+
+    `kernel_parts`: Model and loss as the student's kernel observed them again in the convergence or plot
+    cell (no stand-in there); `train`: train's observations by grade id, made in the train probe child, which
+    holds the stand-in Model and loss but never train's.
+    """
+    kernel_parts = kernel_parts if isinstance(kernel_parts, Mapping) else {}
+    statuses = {part: part_status(kernel_parts[part], part) for part in ("Model", "loss") if part in kernel_parts}
+    statuses["train"] = part_status(train, "train")
     return statuses
 
 
@@ -435,16 +445,17 @@ def mix_for(statuses: Mapping[str, str]) -> str | None:
 
 
 APART = {"test_train_step", "test_train_state"}  # judged only on what a probe child observed
-_COMPOSED = ("statuses", "runs")  # written by the grader, never taken from the kernel's record
+_COMPOSED = ("statuses", "runs", "parts")  # written by the grader, never taken as they are from the kernel's record
 _PROBLEMS = ("interrupted", "observer_error", "unknown_grade_id")
 
 
 def compose(grade_id: str, kernel: Observation, apart: Observation | None,
-            statuses: Mapping[str, str]) -> dict[str, Any]:
+            train: Mapping[str, Observation] | None = None) -> dict[str, Any]:
     """What the check of `grade_id` judges: the kernel's record, what a probe child observed, the parts' statuses.
 
     `kernel`: the observation in the cell's own output (this run's nonce); `apart`: the probe child's, for
-    train and convergence cells (None when there is none); `statuses`: from `part_statuses`.
+    train and convergence cells (None when there is none); `train`: the train child's observations of the
+    train cells, by grade id (for the statuses, see `part_statuses`).
     """
     if grade_id in APART:
         return dict(apart) if apart is not None else {
@@ -456,7 +467,7 @@ def compose(grade_id: str, kernel: Observation, apart: Observation | None,
             composed["runs"] = apart["runs"]
         composed.update({key: apart[key] for key in _PROBLEMS if key in apart})
     if grade_id in inputs.RUN_GRADE_IDS or grade_id.startswith("test_plot_"):
-        composed["statuses"] = dict(statuses)
+        composed["statuses"] = part_statuses(kernel.get("parts"), train)
     return composed
 
 

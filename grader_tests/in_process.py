@@ -36,30 +36,19 @@ def _through_json(observation: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(observation, allow_nan=False))
 
 
-def _observe(grade_id: str, namespace: dict[str, Any], figures_drawn: list[Any], statuses: dict[str, str]) -> Any:
-    """What the judge of `grade_id` sees: the kernel's record and what a probe child would observe."""
-    kernel = _through_json(collect(grade_id, namespace, figures_drawn))
-    apart = None
-    if grade_id in checks.APART:
-        apart = collect_apart(grade_id, namespace, load_stand_ins(stand_ins_source(("Model", "loss"))))
-    elif grade_id in inputs.RUN_GRADE_IDS and (mix := checks.mix_for(statuses)) is not None:
-        substituted = [part for part, who in zip(inputs.PARTS, mix.split("/"), strict=True) if who == "stand-in"]
-        apart = collect_apart(RUN, namespace, load_stand_ins(stand_ins_source(substituted)), mix)
-    return checks.compose(grade_id, kernel, None if apart is None else _through_json(apart), statuses)
-
-
 def run(grade_id: str, namespace: dict[str, Any], figures_drawn: list[Any] | None = None) -> checks.Result:
-    """Observe one grade cell on this namespace, as autograding does, then judge it.
-
-    Convergence and plot cells take each part's status from that part's own cells, judged here first.
-    """
-    figures_drawn = figures_drawn or []
-    statuses: dict[str, str] = {}
-    if grade_id not in checks.APART and grade_id not in checks.PART_IDS:
-        results = {part_id: checks.judge(part_id, _observe(part_id, namespace, figures_drawn, {}))
-                   for part_id in checks.PART_IDS}
-        statuses = checks.part_statuses(results)
-    return checks.judge(grade_id, _observe(grade_id, namespace, figures_drawn, statuses))
+    """Observe one grade cell on this namespace, as autograding does (the kernel's record, and what a probe
+    child would observe, here in this process), then judge it."""
+    kernel = _through_json(collect(grade_id, namespace, figures_drawn or []))
+    model_and_loss = load_stand_ins(stand_ins_source(("Model", "loss")))
+    train = {train_id: _through_json(collect_apart(train_id, namespace, model_and_loss)) for train_id in checks.APART}
+    apart = train.get(grade_id)
+    if grade_id in inputs.RUN_GRADE_IDS:
+        mix = checks.mix_for(checks.part_statuses(kernel.get("parts"), train))
+        if mix is not None:
+            substituted = [part for part, who in zip(inputs.PARTS, mix.split("/"), strict=True) if who == "stand-in"]
+            apart = _through_json(collect_apart(RUN, namespace, load_stand_ins(stand_ins_source(substituted)), mix))
+    return checks.judge(grade_id, checks.compose(grade_id, kernel, apart, train))
 
 
 class _NoMagics:

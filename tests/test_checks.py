@@ -75,18 +75,25 @@ def test_wrong_model_costs_no_train_or_loss_points() -> None:
         assert in_process.run(grade_id, ns).passed, grade_id
 
 
+def _train_apart(ns: dict[str, Any]) -> dict[str, Any]:
+    """What the train probe child observes: the notebook's train on the stand-in Model and loss."""
+    model_and_loss = load_stand_ins(stand_ins_source(["Model", "loss"]))
+    return {grade_id: collect_apart(grade_id, ns, model_and_loss) for grade_id in checks.APART}
+
+
 def test_convergence_substitutes_a_wrong_part() -> None:
     ns = namespace(loss="def loss(p, t): return tf.reduce_sum(tf.square(p - t))")
-    results = {grade_id: in_process.run(grade_id, ns) for grade_id in checks.PART_IDS}
-    statuses = checks.part_statuses(results)
+    kernel = collect("test_convergence_fit", ns)
+    statuses = checks.part_statuses(kernel["parts"], _train_apart(ns))
     assert statuses == {"Model": "ok", "loss": "wrong", "train": "ok"}
     assert checks.mix_for(statuses) == "student/stand-in/student"
     # The run is observed where only the loss's stand-in lives.
     apart = collect_apart(RUN, ns, load_stand_ins(stand_ins_source(["loss"])), "student/stand-in/student")
-    observation = checks.compose("test_convergence_fit", {"recorded": {}}, apart, statuses)
+    observation = checks.compose("test_convergence_fit", kernel, apart, _train_apart(ns))
     history = checks.rerun_training(observation, statuses)
     assert history.substituted == ("loss",)
     assert abs(history.w[-1] - ref.SEED_LAB_TABLE[-1][0]) < ref.TABLE_WB_TOLERANCE
+    assert checks.judge("test_convergence_fit", observation).passed
 
 
 def test_convergence_needs_every_part_attempted() -> None:
@@ -194,28 +201,27 @@ def test_student_exceptions_are_observed_not_raised() -> None:
     assert not checks.judge("test_model_variables", observation).passed
 
 
-def test_statuses_come_from_each_parts_own_verdicts() -> None:
-    passed, failed = checks.Result("passed", True, ""), checks.Result("failed", False, "x")
-    stub = checks.Result("not implemented", False, "x")
-    results = {"test_model_variables": passed, "test_model_output": passed, "test_loss_values": stub,
-               "test_loss_properties": passed, "test_train_step": passed, "test_train_state": failed}
-    assert checks.part_statuses(results) == {"Model": "ok", "loss": "missing", "train": "wrong"}
-    assert checks.mix_for(checks.part_statuses(results)) is None
-    # A part cell without a clean verdict (it did not run, or was tampered with) decides nothing: no run, no plot.
-    del results["test_model_output"]
-    statuses = checks.part_statuses(results)
-    assert statuses["Model"] == "unjudged" and checks.mix_for(statuses) is None
-    results["test_loss_values"] = passed
-    plot = checks.judge("test_plot_history", checks.compose("test_plot_history", {}, None,
-                                                             checks.part_statuses(results)))
-    assert not plot.passed and "Model have no result" in plot.message
+def test_train_status_comes_from_the_train_child_and_a_failed_child_decides_nothing() -> None:
+    ns = namespace(train="def train(model, inputs, outputs, learning_rate):\n  raise NotImplementedError()")
+    kernel_parts = collect("test_convergence_fit", ns)["parts"]
+    assert checks.part_statuses(kernel_parts, _train_apart(ns))["train"] == "missing"
+    # A child that ended or timed out, or no child, proves nothing: no run, no plot (a stubbed train does not pass
+    # for an attempted one by killing its child).
+    for broken in ({"observer_error": "ended"}, {"interrupted": True}, None):
+        train = None if broken is None else {grade_id: broken for grade_id in checks.APART}
+        statuses = checks.part_statuses(kernel_parts, train)
+        assert statuses["train"] == "unjudged" and checks.mix_for(statuses) is None
+        plot = checks.judge("test_plot_history", checks.compose("test_plot_history", {"parts": kernel_parts}, None,
+                                                                 train))
+        assert not plot.passed and "train have no result" in plot.message
 
 
 def test_the_kernel_cannot_supply_what_the_grader_composes() -> None:
-    forged = {"statuses": {"Model": "wrong", "loss": "wrong", "train": "wrong"},
-              "runs": {"stand-in/stand-in/stand-in": {}}, "recorded": {}}
-    statuses = {"Model": "missing", "loss": "ok", "train": "ok"}
-    composed = checks.compose("test_convergence_fit", forged, None, statuses)
-    assert composed["statuses"] == statuses and "runs" not in composed
+    ns = namespace()
+    forged = {"statuses": {"Model": "ok", "loss": "ok", "train": "ok"}, "parts": collect("test_plot_history",
+                                                                                        ns)["parts"],
+              "runs": {"student/student/student": {}}, "recorded": {}}
+    composed = checks.compose("test_convergence_fit", forged, None, None)
+    assert composed["statuses"]["train"] == "unjudged" and "runs" not in composed
     # Train is judged on the probe child's observation alone.
-    assert checks.compose("test_train_step", {"steps": []}, None, statuses).keys() == {"observer_error"}
+    assert checks.compose("test_train_step", {"steps": []}, None).keys() == {"observer_error"}
