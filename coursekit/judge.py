@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +73,12 @@ def is_test_cell(cell: NotebookNode) -> bool:
 class ApartProbes:
     """The probe children of one notebook's run (coursekit/probe_child.py), and what they observed.
 
-    One child, sent the stand-in Model and loss, observes train: it starts with the notebook, replaying the
-    student's cells while the kernel runs them, and its answers are read when the kernel has run each train
-    cell. It also runs the convergence run when train is judged right. When train is judged wrong, that run
-    needs train's stand-in: a second child, which never observes train, runs it.
+    One child, sent the stand-in Model and loss, observes train: it starts once the kernel has run the first
+    train cell (not earlier, so that whatever a submission does, a fork storm say, never runs twice at once),
+    replays the student's cells and runs the probe. It also runs the convergence run when train is judged
+    right. When train is judged wrong, that run needs train's stand-in: a second child, which never observes
+    train, runs it. Each answer may take as long as the kernel took for the cells replayed, plus one cell's
+    time limit.
     """
 
     def __init__(self, nb: NotebookNode, cwd: str, timeout: float) -> None:
@@ -83,13 +86,18 @@ class ApartProbes:
         self.children: dict[str, ProbeChild | None] = {}
         self.replayed: dict[str, int] = {}
         self.asked: dict[int, str] = {}
+        self.budgets: dict[int, float] = {}
         self.runs: dict[tuple[str, int], dict[str, Any]] = {}
+        self.kernel_seconds: dict[int, float] = {}  # how long the kernel took for each cell
 
-    def _cells(self, child: str, upto: int) -> list[str]:
+    def _cells(self, child: str, upto: int) -> tuple[list[str], float]:
+        """The cells `child` has not replayed yet above `upto`, and how long the kernel took for them."""
         start = self.replayed.get(child, 0)
         self.replayed[child] = max(start, upto)
-        return [cell.source for cell in self.nb.cells[start:upto] if cell.cell_type == "code"
-                and not is_test_cell(cell) and cell.source.strip()]
+        indices = [index for index in range(start, upto) if self.nb.cells[index].cell_type == "code"
+                   and not is_test_cell(self.nb.cells[index]) and self.nb.cells[index].source.strip()]
+        return [self.nb.cells[index].source for index in indices], sum(self.kernel_seconds.get(i, 0.0)
+                                                                        for i in indices)
 
     def _child(self, name: str, parts: tuple[str, ...]) -> ProbeChild | None:
         if name not in self.children:
@@ -99,23 +107,20 @@ class ApartProbes:
                 self.children[name] = None
         return self.children[name]
 
-    def start(self) -> None:
-        """Ask the train child for the first train cell's probe now: it works while the kernel runs."""
-        first = next((index for index, cell in enumerate(self.nb.cells) if is_observed(cell)
-                      and cell.metadata.nbgrader["grade_id"] in checks.APART), None)
-        if first is not None:
-            self._ask("train", ("Model", "loss"), first, self.nb.cells[first].metadata.nbgrader["grade_id"])
-
     def _ask(self, name: str, parts: tuple[str, ...], index: int, probe: str, mix: str = "") -> None:
         child = self._child(name, parts)
-        if child is not None and child.send(self._cells(name, index), probe, mix):
+        if child is None:
+            return
+        cells, seconds = self._cells(name, index)
+        if child.send(cells, probe, mix):
             self.asked[index] = name
+            self.budgets[index] = seconds + self.timeout
 
     def _answer(self, index: int) -> dict[str, Any]:
         child = self.children.get(self.asked.pop(index, ""))
         if child is None:
             return {"observer_error": "no process could run your code apart from the notebook"}
-        return child.receive()
+        return child.receive(self.budgets.pop(index, self.timeout))
 
     def train(self, index: int, grade_id: str) -> dict[str, Any]:
         if index not in self.asked:
@@ -167,7 +172,6 @@ class ObservedExecute(GuardedExecute):
         self._probes = ApartProbes(nb, str(Path(cwd).resolve()), float(self.timeout or 120))
         resources[RESOURCE_KEY] = {"nonce": nonce}
         try:
-            self._probes.start()
             nb, resources = super().preprocess(nb, resources)
         finally:
             self._probes.close()
@@ -178,7 +182,11 @@ class ObservedExecute(GuardedExecute):
 
     def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int):
         if index not in self._originals:
-            return super().preprocess_cell(cell, resources, index)
+            started = time.monotonic()
+            try:
+                return super().preprocess_cell(cell, resources, index)
+            finally:
+                self._probes.kernel_seconds[index] = time.monotonic() - started
         grade_id = cell.metadata.nbgrader["grade_id"]
         cell.source = inject(self._originals[index], self._nonce)
         cell, resources = super().preprocess_cell(cell, resources, index)

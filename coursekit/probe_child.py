@@ -250,13 +250,14 @@ class ProbeChild:
         self.sent += 1
         return True
 
-    def receive(self) -> dict[str, Any]:
-        """The answer to the oldest request not yet answered: redacted, or what went wrong, as an observation."""
+    def receive(self, timeout: float | None = None) -> dict[str, Any]:
+        """The answer to the oldest request not yet answered, within `timeout` seconds (default: the child's):
+        redacted, or what went wrong, as an observation."""
         if self.answered >= self.sent:
             return {"observer_error": "nothing was asked of the probe child"}
         self.answered += 1
         try:
-            line = self._line(time.monotonic() + self.timeout, MAX_ANSWER)
+            line = self._line(time.monotonic() + (self.timeout if timeout is None else timeout), MAX_ANSWER)
         except TimeoutError:
             self.close()
             return {"interrupted": True}
