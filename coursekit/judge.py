@@ -17,19 +17,22 @@ there, in the grader process:
 
 from __future__ import annotations
 
-import contextlib
+import os
 import re
 import secrets
+import time
+from pathlib import Path
 from typing import Any
 
 from nbformat import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from grader_observe import MIME, inputs, part_digest
+from grader_observe import MIME, inputs
 from grader_tests import checks, stand_ins_source
 
 from .observation_limits import MAX_OBSERVATION_BYTES, bounded
+from .probe_child import ProbeChild, ProbeChildError
 from .runaway import RUNAWAY_ERRORS, GuardedExecute, message_size
 
 RESOURCE_KEY = "coursekit_judge"
@@ -38,7 +41,6 @@ TAMPERED = (
     "this cell holds more than one record of the hidden tests, or its output was cleared while it ran: "
     "something other than the hidden tests wrote to it, so it earns nothing."
 )
-PART_OF = {grade_id: part for part, grade_ids in inputs.PART_GRADE_IDS.items() for grade_id in grade_ids}
 NOT_RUN = (
     "the hidden tests did not run in this cell: the kernel stopped or your code kept them from running. "
     "Run your notebook from the top and make sure every cell finishes."
@@ -58,51 +60,151 @@ def is_observed(cell: NotebookNode) -> bool:
     )
 
 
-def inject(source: str, nonce: str, stand_ins: str, known: dict[str, str] | None = None) -> str:
-    """The hidden region's observe call, with this run's nonce and the stand-in parts' source as arguments.
-
-    `known`: the judge's verdicts so far on part observations, by digest; the observer then computes only
-    the training run the judge will pick (grader_observe.kernel._wanted).
-    """
-    extra = f", known={known!r}" if known else ""
+def inject(source: str, nonce: str) -> str:
+    """The hidden region's observe call, with this run's nonce as an argument: nothing else of the grader's."""
     return OBSERVE_CALL.sub(
-        lambda m: f"observe({m.group(1)}{m.group('grade_id')}{m.group(1)}, globals(), "
-        f"nonce={nonce!r}, stand_ins={stand_ins!r}{extra})",
-        source,
+        lambda m: f"observe({m.group(1)}{m.group('grade_id')}{m.group(1)}, globals(), nonce={nonce!r})", source
     )
 
 
+def is_test_cell(cell: NotebookNode) -> bool:
+    return cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
+
+
+class ApartProbes:
+    """The probe children of one notebook's run (coursekit/probe_child.py), and what they observed.
+
+    One child, sent the stand-in Model and loss, observes train: it starts once the kernel has run the first
+    train cell (not earlier, so that whatever a submission does, a fork storm say, never runs twice at once),
+    replays the student's cells and runs the probe. It also runs the convergence run when train is judged
+    right. When train is judged wrong, that run needs train's stand-in: a second child, which never observes
+    train, runs it. Each answer may take as long as the kernel took for the cells replayed, plus one cell's
+    time limit.
+    """
+
+    def __init__(self, nb: NotebookNode, cwd: str, timeout: float) -> None:
+        self.nb, self.cwd, self.timeout = nb, cwd, timeout
+        self.children: dict[str, ProbeChild | None] = {}
+        self.replayed: dict[str, int] = {}
+        self.asked: dict[int, str] = {}
+        self.budgets: dict[int, float] = {}
+        self.runs: dict[tuple[str, int], dict[str, Any]] = {}
+        self.kernel_seconds: dict[int, float] = {}  # how long the kernel took for each cell
+
+    def _cells(self, child: str, upto: int) -> tuple[list[str], float]:
+        """The cells `child` has not replayed yet above `upto`, and how long the kernel took for them."""
+        start = self.replayed.get(child, 0)
+        self.replayed[child] = max(start, upto)
+        indices = [index for index in range(start, upto) if self.nb.cells[index].cell_type == "code"
+                   and not is_test_cell(self.nb.cells[index]) and self.nb.cells[index].source.strip()]
+        return [self.nb.cells[index].source for index in indices], sum(self.kernel_seconds.get(i, 0.0)
+                                                                        for i in indices)
+
+    def _child(self, name: str, parts: tuple[str, ...]) -> ProbeChild | None:
+        if name not in self.children:
+            try:
+                self.children[name] = ProbeChild(self.cwd, stand_ins_source(parts), self.timeout)
+            except ProbeChildError:
+                self.children[name] = None
+        return self.children[name]
+
+    def _ask(self, name: str, parts: tuple[str, ...], index: int, probe: str, mix: str = "") -> None:
+        child = self._child(name, parts)
+        if child is None:
+            return
+        cells, seconds = self._cells(name, index)
+        if child.send(cells, probe, mix):
+            self.asked[index] = name
+            self.budgets[index] = seconds + self.timeout
+
+    def _answer(self, index: int) -> dict[str, Any]:
+        child = self.children.get(self.asked.pop(index, ""))
+        if child is None:
+            return {"observer_error": "no process could run your code apart from the notebook"}
+        return child.receive(self.budgets.pop(index, self.timeout))
+
+    def train(self, index: int, grade_id: str) -> dict[str, Any]:
+        if index not in self.asked:
+            self._ask("train", ("Model", "loss"), index, grade_id)
+        return self._answer(index)
+
+    def discard(self, index: int) -> None:
+        """Forget what was asked for a cell the kernel did not run cleanly: end that child rather than wait for
+        its answer (it may be stuck where the kernel was); a later cell starts a fresh one."""
+        name = self.asked.pop(index, None)
+        child = self.children.pop(name, None) if name is not None else None
+        if child is not None:
+            child.close()
+            self.replayed.pop(name, None)
+
+    def run(self, index: int, mix: str) -> dict[str, Any]:
+        """The convergence run `mix` on the cells above `index`; the same cells and mix are run once."""
+        train_right = mix.endswith("/student")
+        name = "train" if train_right else "run"
+        substituted = tuple(part for part, who in zip(inputs.PARTS, mix.split("/"), strict=True) if who == "stand-in")
+        # The train child holds the Model and loss stand-ins already; the other holds only what the mix needs.
+        parts = ("Model", "loss") if train_right else substituted
+        replay = [i for i, cell in enumerate(self.nb.cells[:index]) if cell.cell_type == "code"
+                  and not is_test_cell(cell) and cell.source.strip()]
+        key = (mix, replay[-1] if replay else -1)
+        if key not in self.runs:
+            self._ask(name, parts, index, inputs.RUN, mix)
+            self.runs[key] = self._answer(index)
+        return self.runs[key]
+
+    def close(self) -> None:
+        for child in self.children.values():
+            if child is not None:
+                child.close()
+
+
 class ObservedExecute(GuardedExecute):
-    """nbgrader's Execute, with a per-run nonce and the stand-ins injected into hidden regions for the run only."""
+    """nbgrader's Execute with a per-run nonce injected into hidden regions for the run only, and the parts
+    that need the reference for the others observed apart, in probe children."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]):
         self._nonce = nonce = secrets.token_hex(16)
-        self._stand_ins = stand_ins_source()
         self._originals: dict[int, str] = {index: cell.source for index, cell in enumerate(nb.cells)
                                            if is_observed(cell)}
-        self._parts_seen: dict[str, dict[str, Any]] = {part: {} for part in inputs.PARTS}
         self._cleared: set[int] = set()
         self._bundles: dict[int, int] = {}
+        self._apart: dict[int, dict[str, Any]] = {}
+        self._train: dict[str, dict[str, Any]] = {}
+        cwd = resources.get("metadata", {}).get("path") or os.getcwd()
+        self._probes = ApartProbes(nb, str(Path(cwd).resolve()), float(self.timeout or 120))
         resources[RESOURCE_KEY] = {"nonce": nonce}
         try:
             nb, resources = super().preprocess(nb, resources)
         finally:
+            self._probes.close()
             for index, source in self._originals.items():
                 nb.cells[index].source = source
-        resources[RESOURCE_KEY]["cleared"] = sorted(self._cleared)
+        resources[RESOURCE_KEY].update(cleared=sorted(self._cleared), apart=self._apart, train=self._train)
         return nb, resources
 
     def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int):
         if index not in self._originals:
-            return super().preprocess_cell(cell, resources, index)
+            started = time.monotonic()
+            try:
+                return super().preprocess_cell(cell, resources, index)
+            finally:
+                self._probes.kernel_seconds[index] = time.monotonic() - started
         grade_id = cell.metadata.nbgrader["grade_id"]
-        known = self._known() if grade_id in inputs.RUN_GRADE_IDS else None
-        cell.source = inject(self._originals[index], self._nonce, self._stand_ins, known)
+        cell.source = inject(self._originals[index], self._nonce)
         cell, resources = super().preprocess_cell(cell, resources, index)
-        part = PART_OF.get(grade_id)
-        observed = observations_of(cell, grade_id, self._nonce)
-        if part is not None and len(observed) == 1 and index not in self._cleared:
-            self._parts_seen[part][grade_id] = observed[0]
+        kernel = observations_of(cell, grade_id, self._nonce)
+        clean = len(kernel) == 1 and index not in self._cleared
+        if grade_id in checks.APART:
+            # Observed apart only once the kernel ran the cell: a kernel that stopped before it still costs it.
+            # A cell that ran but was tampered with earns nothing, yet train's status still comes from here.
+            if self._stopped:
+                self._probes.discard(index)
+            else:
+                self._apart[index] = self._train[grade_id] = self._probes.train(index, grade_id)
+        elif clean and grade_id in inputs.RUN_GRADE_IDS:
+            mix = checks.mix_for(checks.part_statuses(kernel[0].get("parts"), self._train))
+            if mix is not None:
+                self._apart[index] = self._probes.run(index, mix)
         return cell, resources
 
     def _exempt(self, msg: dict[str, Any], cell_index: int) -> bool:
@@ -120,17 +222,6 @@ class ObservedExecute(GuardedExecute):
             self._bundles[cell_index] = self._bundles.get(cell_index, 0) + 1
         msg["coursekit_exempt"] = exempt
         return exempt
-
-    def _known(self) -> dict[str, str]:
-        """The verdict on each part whose cells all ran, by the digest of its observations (see `inject`)."""
-        known = {}
-        for part, grade_ids in inputs.PART_GRADE_IDS.items():
-            seen = self._parts_seen[part]
-            if all(grade_id in seen for grade_id in grade_ids):
-                observed = {grade_id: seen[grade_id] for grade_id in grade_ids}
-                with contextlib.suppress(Exception):  # an observation JSON cannot hold: no shortcut for it
-                    known[part_digest(observed)] = checks.part_status({"parts": {part: observed}}, part)
-        return known
 
     def clear_output(self, outs: list[NotebookNode], msg: dict[str, Any], cell_index: int) -> None:
         # Clearing is how code running after the observer (an IPython post_run_cell hook, say) could replace
@@ -165,13 +256,14 @@ def observations_of(cell: NotebookNode, grade_id: str, nonce: str) -> list[dict[
     return found
 
 
-def verdict(grade_id: str, observations: list[dict[str, Any]], cleared: bool = False) -> list[NotebookNode]:
+def verdict(grade_id: str, observations: list[dict[str, Any]], cleared: bool = False,
+            apart: dict[str, Any] | None = None, train: dict[str, Any] | None = None) -> list[NotebookNode]:
     """The outputs a judged test cell ends with."""
     if cleared or len(observations) > 1:
         return [_error(TAMPERED)]
     if not observations:
         return [_error(NOT_RUN)]
-    result = checks.judge(grade_id, observations[0])
+    result = checks.judge(grade_id, checks.compose(grade_id, observations[0], apart, train))
     if not result.passed:
         return [_error(result.message)]
     lines = "\n".join(f"  ✓ {line}" for line in result.message.splitlines())
@@ -192,15 +284,14 @@ class JudgeObservations(NbGraderPreprocessor):  # enabled by default, unlike nbc
                 "Autograde.autograde_preprocessors: see nbgrader_config.py."
             )
         cleared = set(state.get("cleared", ()))
+        apart, train = state.get("apart", {}), state.get("train", {})
         for index, cell in enumerate(nb.cells):
             if is_observed(cell):
                 grade_id = cell.metadata.nbgrader["grade_id"]
                 observations = observations_of(cell, grade_id, nonce)
+                judged = verdict(grade_id, observations, index in cleared, apart.get(index), train)
                 # A cell that timed out, or that never ran after the kernel died, says so (coursekit/runaway.py).
                 stopped = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"
                            and o.get("ename") in RUNAWAY_ERRORS]
-                if stopped and not observations and index not in cleared:
-                    cell.outputs = stopped[-1:]
-                else:
-                    cell.outputs = verdict(grade_id, observations, index in cleared)
+                cell.outputs = stopped[-1:] if stopped and not observations and index not in cleared else judged
         return nb, resources

@@ -6,17 +6,10 @@ the grader's judge (coursekit/judge.py, grader_tests/checks.py) decides points f
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 MIME = "application/vnd.coursekit.observation+json"
-
-
-def part_digest(observed: Any) -> str:
-    """A digest of one part's observations as JSON: the kernel's copy and the judge's (from the notebook) agree."""
-    return hashlib.sha256(json.dumps(observed, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
 def observe(grade_id: str, namespace: Mapping[str, Any], **injected: Any) -> Callable[[], None]:

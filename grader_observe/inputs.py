@@ -50,6 +50,7 @@ TRAIN_RATES = (0.1, 0.05, 0.3)
 PARTS = ("Model", "loss", "train")
 # The cells judged on a training run of the notebook's schedule (which mix of parts: the judge decides).
 RUN_GRADE_IDS = ("test_convergence_fit", "test_convergence_history")
+RUN = "run"  # the probe child's request for one such run (grader_observe.kernel.collect_apart)
 PART_GRADE_IDS = {
     "Model": ("test_model_variables", "test_model_output"),
     "loss": ("test_loss_values", "test_loss_properties"),

@@ -1,15 +1,17 @@
 """The observer: calls the student's objects on each check's inputs and records what came back, as plain data.
 
 No check and no reference lives here: the judge (grader_tests.checks, run by the grader process) compares.
-What the observer needs of the reference to isolate one part (a stand-in Model, loss and train) reaches
-it as source text that the grader injects into the hidden region just before it runs (coursekit/judge.py).
+In the student's kernel (`observe`, `collect`) only the probes that need no reference run: Model, loss, the
+notebook's recorded history and its figures. The probes that isolate a part with the reference for the
+others (train on a stand-in Model and loss; training runs that mix student parts and stand-ins) run in a
+probe child (`collect_apart`, coursekit/probe_child.py): a separate process that replays the student's
+cells and is sent the stand-ins for the other parts only. The student's kernel never holds a stand-in.
 Observation never raises into the student's kernel: whatever student code does is recorded as data.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from . import figures, inputs, part_digest
+from . import figures, inputs
 from .isolation import StudentError, call, quiet, rebind, safe_str
 
 # Taken when this module is imported, before any student code (in the warm kernels' Zygote, or at a cold
@@ -139,7 +141,7 @@ def _student_model(obs: Observation, ns: Namespace, at: str) -> tuple[Any, Any, 
     return model_class, model, model.w, model.b
 
 
-def probe_model_variables(ns: Namespace, obs: Observation, stand_ins: Any) -> None:
+def probe_model_variables(ns: Namespace, obs: Observation) -> None:
     model_class, _, w, b = _student_model(obs, ns, "first")
     obs["variables"] = _quietly(obs, "first", lambda: {"w": _describe_variable(w), "b": _describe_variable(b)})
     other = _attempt(obs, "second", "Model()", model_class)
@@ -148,7 +150,7 @@ def probe_model_variables(ns: Namespace, obs: Observation, stand_ins: Any) -> No
         obs["shares_variables"] = _quietly(obs, "second", lambda: other.w is w or other.b is b)
 
 
-def probe_model_output(ns: Namespace, obs: Observation, stand_ins: Any) -> None:
+def probe_model_output(ns: Namespace, obs: Observation) -> None:
     _, model, w, b = _student_model(obs, ns, "model")
     obs["types"] = {"w": type(w).__name__, "b": type(b).__name__}
     obs["is_variable"] = {"w": _isinstance(w, _Variable), "b": _isinstance(b, _Variable)}
@@ -177,7 +179,7 @@ def probe_model_output(ns: Namespace, obs: Observation, stand_ins: Any) -> None:
 # ---------------------------------------------------------------- loss
 
 
-def probe_loss_values(ns: Namespace, obs: Observation, stand_ins: Any) -> None:
+def probe_loss_values(ns: Namespace, obs: Observation) -> None:
     loss_fn = _lookup(obs, ns, "loss")
     predicted, target = inputs.LOSS_KNOWN
     description = "loss(predicted_y, target_y)"
@@ -188,7 +190,7 @@ def probe_loss_values(ns: Namespace, obs: Observation, stand_ins: Any) -> None:
         obs["random"].append(number(out))
 
 
-def probe_loss_properties(ns: Namespace, obs: Observation, stand_ins: Any) -> None:
+def probe_loss_properties(ns: Namespace, obs: Observation) -> None:
     loss_fn = _lookup(obs, ns, "loss")
     predicted, target = inputs.LOSS_PROPERTIES
     out = _attempt(obs, "scalar", "loss(predicted_y, target_y)", loss_fn, tf.constant(predicted), tf.constant(target))
@@ -209,7 +211,7 @@ def probe_loss_properties(ns: Namespace, obs: Observation, stand_ins: Any) -> No
 
 def _isolated_train(ns: Namespace, obs: Observation, stand_ins: Any) -> Any:
     train = _lookup(obs, ns, "train")
-    if stand_ins is None:
+    if not stand_ins or not {"Model", "loss"} <= set(stand_ins):
         obs["no_stand_ins"] = True
         raise _Stop
     return _quietly(obs, "rebind", lambda: rebind(train, loss=stand_ins["loss"], Model=stand_ins["Model"]))
@@ -265,40 +267,13 @@ def probe_train_state(ns: Namespace, obs: Observation, stand_ins: Any) -> None:
     obs["got"], obs["expected"] = _values(model), _values(fresh)
 
 
-# ---------------------------------------------------------------- parts, convergence, plots
+# ---------------------------------------------------------------- convergence, plots
 
-PART_PROBES: dict[str, tuple[tuple[str, Callable[[Namespace, Observation, Any], None]], ...]] = {
-    "Model": (("test_model_variables", probe_model_variables), ("test_model_output", probe_model_output)),
-    "loss": (("test_loss_values", probe_loss_values), ("test_loss_properties", probe_loss_properties)),
-    "train": (("test_train_step", probe_train_step), ("test_train_state", probe_train_state)),
-}
-
-# Later cells ask again about the same student objects: answer from memory. Keyed by identity, holding the
-# objects themselves so an id cannot be reused; a part redefined in a later cell is a new key.
-_PART_MEMO: dict[str, tuple[Any, dict[str, Observation]]] = {}
+# The one probe that needs the reference for another part, besides train's: a training run of the notebook's
+# schedule with the mix of student parts and stand-ins the judge chose (from each part's own verdict).
+RUN = inputs.RUN
 _RUN_MEMO: dict[tuple[int, ...], tuple[tuple[Any, ...], dict[str, Any]]] = {}
 _LAB_DATA: list[tuple[Any, Any]] = []
-
-
-def _run_probe(probe: Callable[[Namespace, Observation, Any], None], ns: Namespace, stand_ins: Any) -> Observation:
-    obs: Observation = {}
-    with contextlib.suppress(_Stop):
-        probe(ns, obs, stand_ins)
-    return obs
-
-
-def part_observations(ns: Namespace, parts: tuple[str, ...], stand_ins: Any) -> dict[str, dict[str, Observation]]:
-    observed = {}
-    for part in parts:
-        obj = ns.get(part)
-        memo = _PART_MEMO.get(part)
-        if obj is not None and memo is not None and memo[0] is obj:
-            observed[part] = memo[1]
-            continue
-        observed[part] = {grade_id: _run_probe(probe, ns, stand_ins) for grade_id, probe in PART_PROBES[part]}
-        if obj is not None:
-            _PART_MEMO[part] = (obj, observed[part])
-    return observed
 
 
 def _lab_data() -> tuple[Any, Any]:
@@ -311,11 +286,13 @@ def _lab_data() -> tuple[Any, Any]:
     return _LAB_DATA[0]
 
 
-def _run(ns: Namespace, choice: tuple[str, ...], stand_ins: Any) -> dict[str, Any]:
+def _run(ns: Namespace, choice: tuple[str, ...], stand_ins: Mapping[str, Any]) -> dict[str, Any]:
     chosen = zip(inputs.PARTS, choice, strict=True)
-    parts = {part: ns[part] if who == "student" else stand_ins[part] for part, who in chosen}
     run: dict[str, Any] = {"w": [], "b": [], "loss": []}
     try:
+        parts = {}
+        for part, who in chosen:
+            parts[part] = _lookup(run, ns, part) if who == "student" else stand_ins[part]
         train_fn = _quietly(run, "rebind", lambda: rebind(parts["train"], loss=parts["loss"], Model=parts["Model"]))
         xs, ys = _lab_data()
         model = _attempt(run, "model", "Model()", parts["Model"])
@@ -334,49 +311,18 @@ def _run(ns: Namespace, choice: tuple[str, ...], stand_ins: Any) -> dict[str, An
     return run
 
 
-def _wanted(parts: Mapping[str, Any], known: Mapping[str, str] | None) -> set[str] | None:
-    """The one run the judge needs, when it has already judged every part on exactly these observations.
+def convergence_run(ns: Namespace, stand_ins: Mapping[str, Any], mix: str) -> dict[str, dict[str, Any]]:
+    """The notebook's schedule with `mix` ("student/stand-in/student": Model, loss, train), as {mix: run}.
 
-    `known` maps digests of part observations the judge saw in earlier cells to 'ok', 'wrong' or 'missing'.
-    The judge decides from this cell's own observations; identical data give the same verdict, so the run
-    it will pick is known. Anything unknown (a part redefined, a Model that answers differently on a second
-    call): every run, as without `known`.
-    """
-    if not known:
-        return None
-    statuses = []
-    for part in inputs.PARTS:
-        try:
-            statuses.append(known.get(part_digest(parts[part])))
-        except Exception:
-            return None
-    if "missing" in statuses:
-        return set()  # the judge refuses before it looks at any run
-    if not all(status in ("ok", "wrong") for status in statuses):
-        return None
-    return {"/".join("student" if status == "ok" else "stand-in" for status in statuses)}
-
-
-def convergence_runs(ns: Namespace, stand_ins: Any, wanted: set[str] | None = None) -> dict[str, dict[str, Any]]:
-    """The notebook's schedule for mixes of the student's parts and stand-ins: the judge picks the one it needs.
-
-    Every mix, or only those `wanted`; each run is computed once for the same objects.
+    Computed once for the same objects: both convergence cells ask for the same run.
     """
     objects = tuple(ns.get(part) for part in inputs.PARTS)
-    key = tuple(map(id, objects))
-    memo = _RUN_MEMO.get(key)
+    memo = _RUN_MEMO.get(tuple(map(id, objects)))
     runs = memo[1] if memo is not None and all(a is b for a, b in zip(memo[0], objects, strict=True)) else {}
-    if stand_ins is None:
-        return {}
-    options = [("student", "stand-in") if part in ns else ("stand-in",) for part in inputs.PARTS]
-    mixes = ["/".join(choice) for choice in itertools.product(*options)]
-    if wanted is not None:
-        mixes = [mix for mix in mixes if mix in wanted]
-    for mix in mixes:
-        if mix not in runs:
-            runs[mix] = _run(ns, tuple(mix.split("/")), stand_ins)
-    _RUN_MEMO[key] = (objects, runs)
-    return {mix: runs[mix] for mix in mixes}
+    if mix not in runs:
+        runs[mix] = _run(ns, tuple(mix.split("/")), stand_ins)
+    _RUN_MEMO[tuple(map(id, objects))] = (objects, runs)
+    return {mix: runs[mix]}
 
 
 def _legend(axes: Any) -> list[str]:
@@ -408,77 +354,139 @@ def _names(ns: Namespace, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: number(ns[name]) if name in ns else None for name in names}
 
 
-def probe_convergence(ns: Namespace, obs: Observation, stand_ins: Any,
-                      known: Mapping[str, str] | None = None) -> None:
-    obs["parts"] = part_observations(ns, inputs.PARTS, stand_ins)
-    obs["runs"] = convergence_runs(ns, stand_ins, _wanted(obs["parts"], known))
+def probe_apart(ns: Namespace, obs: Observation) -> None:
+    """In the student's kernel, a cell whose part is observed apart (a probe child, coursekit/probe_child.py)."""
+
+
+# Model and loss need no reference to be observed: convergence and plot cells observe them again where the
+# kernel stands (the judge takes their status from there; train's comes from its own cells, observed apart).
+# Later cells ask about the same objects: answered from memory, keyed by identity and holding the objects
+# themselves so an id cannot be reused; a part redefined in a later cell is a new key.
+_PART_MEMO: dict[str, tuple[Any, dict[str, Observation]]] = {}
+KERNEL_PARTS = ("Model", "loss")
+
+
+def part_observations(ns: Namespace, parts: tuple[str, ...] = KERNEL_PARTS) -> dict[str, dict[str, Observation]]:
+    observed = {}
+    for part in parts:
+        obj = ns.get(part)
+        memo = _PART_MEMO.get(part)
+        if obj is not None and memo is not None and memo[0] is obj:
+            observed[part] = memo[1]
+            continue
+        observed[part] = {grade_id: _observed_part(probe, ns) for grade_id, probe in _KERNEL_PART_PROBES[part]}
+        if obj is not None:
+            _PART_MEMO[part] = (obj, observed[part])
+    return observed
+
+
+def _observed_part(probe: Callable[[Namespace, Observation], None], ns: Namespace) -> Observation:
+    obs: Observation = {}
+    with contextlib.suppress(_Stop):
+        probe(ns, obs)
+    return obs
+
+
+def probe_recorded(ns: Namespace, obs: Observation) -> None:
+    obs["parts"] = part_observations(ns)
     obs["recorded"] = {name: _floats(ns.get(name)) for name in ("list_w", "list_b", "losses")}
 
 
-def probe_plot_data(ns: Namespace, obs: Observation, stand_ins: Any, recorded: list[Any]) -> None:
-    obs["parts"] = part_observations(ns, ("Model",), stand_ins)
+def probe_plot_data(ns: Namespace, obs: Observation, recorded: list[Any]) -> None:
+    obs["parts"] = part_observations(ns, ("Model",))
     obs["figures"] = describe_figures(recorded)
     _lab_data()  # draws the lab's data at the same point of the notebook as before judging moved out
 
 
-def probe_plot_history(ns: Namespace, obs: Observation, stand_ins: Any, recorded: list[Any]) -> None:
-    obs["parts"] = part_observations(ns, inputs.PARTS, stand_ins)
+def probe_plot_history(ns: Namespace, obs: Observation, recorded: list[Any]) -> None:
+    obs["parts"] = part_observations(ns)
     obs["figures"] = describe_figures(recorded)
     obs["names"] = _names(ns, ("list_w", "list_b"))
 
 
-def probe_plot_loss_weights(ns: Namespace, obs: Observation, stand_ins: Any, recorded: list[Any]) -> None:
-    obs["parts"] = part_observations(ns, inputs.PARTS, stand_ins)
+def probe_plot_loss_weights(ns: Namespace, obs: Observation, recorded: list[Any]) -> None:
+    obs["parts"] = part_observations(ns)
     obs["figures"] = describe_figures(recorded)
     obs["names"] = _names(ns, ("list_w", "list_b", "test_inputs", "predicted_test_outputs"))
     obs["losses"] = _floats(ns["losses"]) if "losses" in ns else None
 
 
-NAMESPACE_PROBES: dict[str, Callable[[Namespace, Observation, Any], None]] = {
-    **{grade_id: probe for probes in PART_PROBES.values() for grade_id, probe in probes},
-    **{grade_id: probe_convergence for grade_id in inputs.RUN_GRADE_IDS},
+_KERNEL_PART_PROBES: dict[str, tuple[tuple[str, Callable[[Namespace, Observation], None]], ...]] = {
+    "Model": (("test_model_variables", probe_model_variables), ("test_model_output", probe_model_output)),
+    "loss": (("test_loss_values", probe_loss_values), ("test_loss_properties", probe_loss_properties)),
 }
-FIGURE_PROBES: dict[str, Callable[[Namespace, Observation, Any, list[Any]], None]] = {
+# What the student's kernel observes: nothing here needs the reference of any part.
+NAMESPACE_PROBES: dict[str, Callable[[Namespace, Observation], None]] = {
+    "test_model_variables": probe_model_variables,
+    "test_model_output": probe_model_output,
+    "test_loss_values": probe_loss_values,
+    "test_loss_properties": probe_loss_properties,
+    **{grade_id: probe_apart for grade_id in inputs.PART_GRADE_IDS["train"]},
+    **{grade_id: probe_recorded for grade_id in inputs.RUN_GRADE_IDS},
+}
+FIGURE_PROBES: dict[str, Callable[[Namespace, Observation, list[Any]], None]] = {
     "test_plot_data": probe_plot_data,
     "test_plot_history": probe_plot_history,
     "test_plot_loss_weights": probe_plot_loss_weights,
 }
 GRADE_IDS = (*NAMESPACE_PROBES, *FIGURE_PROBES)
+# What a probe child observes, with the stand-ins for the other parts (never the part it observes).
+APART_PROBES: dict[str, Callable[[Namespace, Observation, Mapping[str, Any]], None]] = {
+    "test_train_step": probe_train_step,
+    "test_train_state": probe_train_state,
+}
 
 
-def load_stand_ins(source: str) -> dict[str, Any] | None:
-    """The stand-in Model, loss and train from the source text the grader injected (None when it did not)."""
-    if not source:
-        return None
+def load_stand_ins(source: str) -> dict[str, Any]:
+    """The stand-in parts defined by `source` (the grader's text, sent to a probe child), by name."""
     env: dict[str, Any] = {"__name__": "coursekit_stand_ins"}
-    exec(compile(source, "<stand-ins>", "exec"), env)
-    return {part: env[part] for part in inputs.PARTS}
+    if source:
+        exec(compile(source, "<stand-ins>", "exec"), env)
+    return {part: env[part] for part in inputs.PARTS if part in env}
 
 
-def collect(grade_id: str, ns: Namespace, stand_ins: dict[str, Any] | None,
-            recorded: list[Any] | None = None, known: Mapping[str, str] | None = None) -> Observation:
-    """Observe one grade cell: plain data only, whatever the student's code does.
-
-    `known`: the judge's verdicts on part observations so far (see `_wanted`); it only saves work.
-    """
+def _observed(probe: Callable[[], None]) -> Observation:
     obs: Observation = {}
     try:
-        if NAMESPACE_PROBES.get(grade_id) is probe_convergence:
-            with contextlib.suppress(_Stop):
-                probe_convergence(ns, obs, stand_ins, known)
-        elif grade_id in NAMESPACE_PROBES:
-            with contextlib.suppress(_Stop):
-                NAMESPACE_PROBES[grade_id](ns, obs, stand_ins)
-        elif grade_id in FIGURE_PROBES:
-            with contextlib.suppress(_Stop):
-                FIGURE_PROBES[grade_id](ns, obs, stand_ins, figures.RECORDED if recorded is None else recorded)
-        else:
-            obs["unknown_grade_id"] = grade_id
+        with contextlib.suppress(_Stop):
+            probe()
     except KeyboardInterrupt:
         obs["interrupted"] = True  # the cell's time ran out: what was observed so far is judged
     except BaseException as exc:
         obs["observer_error"] = f"{type(exc).__name__}: {safe_str(exc)}"
     return obs
+
+
+def collect(grade_id: str, ns: Namespace, recorded: list[Any] | None = None) -> Observation:
+    """Observe one grade cell in the student's kernel: plain data only, whatever the student's code does."""
+    obs: Observation = {}
+
+    def probe() -> None:
+        if grade_id in NAMESPACE_PROBES:
+            NAMESPACE_PROBES[grade_id](ns, obs)
+        elif grade_id in FIGURE_PROBES:
+            FIGURE_PROBES[grade_id](ns, obs, figures.RECORDED if recorded is None else recorded)
+        else:
+            obs["unknown_grade_id"] = grade_id
+
+    problems = _observed(probe)
+    return {**obs, **problems}
+
+
+def collect_apart(probe: str, ns: Namespace, stand_ins: Mapping[str, Any], mix: str = "") -> Observation:
+    """Observe `probe` (a grade id of APART_PROBES, or RUN with `mix`) where only the given stand-ins live."""
+    obs: Observation = {}
+
+    def run() -> None:
+        if probe == RUN:
+            obs["runs"] = convergence_run(ns, stand_ins, mix)
+        elif probe in APART_PROBES:
+            APART_PROBES[probe](ns, obs, stand_ins)
+        else:
+            obs["unknown_grade_id"] = probe
+
+    problems = _observed(run)
+    return {**obs, **problems}
 
 
 # ---------------------------------------------------------------- in the kernel
@@ -512,8 +520,7 @@ def _visible_tests_superseded() -> None:
     """Stands in for a cell's visible tests: the judge decides this cell from the observation alone."""
 
 
-def observe(grade_id: str, namespace: Namespace, *, nonce: str = "", stand_ins: str = "",
-            known: Mapping[str, str] | None = None) -> Callable[[], None]:
+def observe(grade_id: str, namespace: Namespace, *, nonce: str = "") -> Callable[[], None]:
     """The hidden region's call: observe, then emit one display_data the grader's judge reads."""
     __tracebackhide__ = True
     try:
@@ -526,7 +533,7 @@ def observe(grade_id: str, namespace: Namespace, *, nonce: str = "", stand_ins: 
     with _no_display(shell) as publisher:
         try:
             figures.install()
-            observation = collect(grade_id, namespace, load_stand_ins(stand_ins), known=known)
+            observation = collect(grade_id, namespace)
         except BaseException as exc:
             observation = {"observer_error": f"{type(exc).__name__}: {safe_str(exc)}"}
     bundle = {"grade_id": grade_id, "nonce": nonce, "observation": observation}

@@ -8,7 +8,8 @@ isolation (docs/grading.md):
 - loss checks use only `loss`;
 - train checks judge the student's `train` run on a stand-in model with the stand-in loss;
 - convergence judges the run of the notebook's schedule with the stand-in for any part that fails its own
-  checks (the observer records every mix of student parts and stand-ins; the judge picks one);
+  checks: the grader picks the mix from the parts' statuses (`part_statuses`, `mix_for`: never observed next
+  to the part's own stand-in) and a probe child runs it (`compose` puts the pieces together);
 - plot checks read the figures' artist data, and are waived when an attempted part is wrong
   (its points are already lost), but not when a part was never attempted.
 An observation that is malformed, incomplete or missing earns nothing.
@@ -397,25 +398,92 @@ PART_CHECKS: dict[str, tuple[tuple[str, Callable[[Observation], Iterator[str]]],
 }
 
 
-def part_status(obs: Observation, part: str) -> str:
-    """'ok', 'wrong' (attempted, fails its own checks) or 'missing' (not attempted), from the part's probes."""
-    observed = _get(obs, "parts")
-    if part not in observed:
-        raise CheckFailure("the hidden tests recorded nothing about your parts: run the notebook from the top.")
+STATUSES = ("ok", "wrong", "missing")
+PART_IDS = tuple(grade_id for part_checks in PART_CHECKS.values() for grade_id, _ in part_checks)
+# An observation with one of these recorded no result for its part: it neither proves nor disproves the part.
+_UNJUDGED = ("interrupted", "observer_error", "no_stand_ins", "unknown_grade_id")
+
+
+def part_status(observed: Any, part: str) -> str:
+    """'ok', 'wrong' (attempted, fails its own checks), 'missing' (not attempted) or 'unjudged' (no result).
+
+    `observed`: the part's observations by grade id, as its own test cells record them.
+    """
+    if not isinstance(observed, Mapping):
+        return "unjudged"
     for grade_id, check in PART_CHECKS[part]:
-        outcome = _run_check(check, observed[part][grade_id])
+        obs = observed.get(grade_id)
+        if not isinstance(obs, Mapping) or any(key in obs for key in _UNJUDGED):
+            return "unjudged"
+        outcome = _run_check(check, obs)
         if not outcome.passed:
             return "missing" if outcome.check == "not implemented" else "wrong"
     return "ok"
 
 
+def part_statuses(kernel_parts: Any, train: Any) -> dict[str, str]:
+    """The parts' statuses for convergence and plots, never from an observation made next to the part's stand-in.
+
+    `kernel_parts`: Model and loss as the student's kernel observed them again in the convergence or plot
+    cell (no stand-in there); `train`: train's observations by grade id, made in the train probe child, which
+    holds the stand-in Model and loss but never train's.
+    """
+    kernel_parts = kernel_parts if isinstance(kernel_parts, Mapping) else {}
+    statuses = {part: part_status(kernel_parts[part], part) for part in ("Model", "loss") if part in kernel_parts}
+    statuses["train"] = part_status(train, "train")
+    return statuses
+
+
+def mix_for(statuses: Mapping[str, str]) -> str | None:
+    """The training run the convergence checks judge: each part the student's if 'ok', else its stand-in.
+
+    None when a part is missing or unjudged: those checks refuse before they look at any run.
+    """
+    if any(statuses.get(part) not in ("ok", "wrong") for part in inputs.PARTS):
+        return None
+    return "/".join("student" if statuses[part] == "ok" else "stand-in" for part in inputs.PARTS)
+
+
+APART = {"test_train_step", "test_train_state"}  # judged only on what a probe child observed
+_COMPOSED = ("statuses", "runs", "parts")  # written by the grader, never taken as they are from the kernel's record
+_PROBLEMS = ("interrupted", "observer_error", "unknown_grade_id")
+
+
+def compose(grade_id: str, kernel: Observation, apart: Observation | None,
+            train: Mapping[str, Observation] | None = None) -> dict[str, Any]:
+    """What the check of `grade_id` judges: the kernel's record, what a probe child observed, the parts' statuses.
+
+    `kernel`: the observation in the cell's own output (this run's nonce); `apart`: the probe child's, for
+    train and convergence cells (None when there is none); `train`: the train child's observations of the
+    train cells, by grade id (for the statuses, see `part_statuses`).
+    """
+    if grade_id in APART:
+        return dict(apart) if apart is not None else {
+            "observer_error": "no run of your code apart from the notebook was recorded"}
+    composed = {key: value for key, value in kernel.items() if key not in _COMPOSED}
+    if grade_id in inputs.RUN_GRADE_IDS:
+        apart = apart or {}
+        if "runs" in apart:
+            composed["runs"] = apart["runs"]
+        composed.update({key: apart[key] for key in _PROBLEMS if key in apart})
+    if grade_id in inputs.RUN_GRADE_IDS or grade_id.startswith("test_plot_"):
+        composed["statuses"] = part_statuses(kernel.get("parts"), train)
+    return composed
+
+
 def _statuses(obs: Observation, parts: tuple[str, ...] = inputs.PARTS) -> dict[str, str]:
-    statuses = {part: part_status(obs, part) for part in parts}
+    recorded = _get(obs, "statuses")
+    statuses = {part: recorded.get(part) for part in parts}
     missing = [part for part, status in statuses.items() if status == "missing"]
     if missing:
         raise CheckFailure(
             f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not implemented yet: "
             "these checks need them to be attempted."
+        )
+    unjudged = [part for part, status in statuses.items() if status not in STATUSES]
+    if unjudged:
+        raise CheckFailure(
+            f"the hidden tests of {', '.join(unjudged)} have no result (see those cells): these checks need it."
         )
     return statuses
 
@@ -430,7 +498,7 @@ class History:
 
 def rerun_training(obs: Observation, statuses: dict[str, str]) -> History:
     """The run of the notebook's schedule with the stand-in for each part that is wrong."""
-    key = "/".join("student" if statuses[part] == "ok" else "stand-in" for part in inputs.PARTS)
+    key = mix_for(statuses)
     runs = _get(obs, "runs")
     if key not in runs:
         raise CheckFailure("the hidden tests recorded no training run: run the notebook from the top.")

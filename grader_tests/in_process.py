@@ -1,8 +1,10 @@
 """Run a notebook's non-test cells in this process, for `pytest grader_tests --notebook PATH`.
 
-Test cells are skipped: pytest observes and judges each grade cell directly, the same two steps
-autograding takes (grader_observe in the kernel, then grader_tests.checks in the grader). A cell that
-raises is recorded and the run goes on, as nbgrader does, so one broken part does not hide the others.
+Test cells are skipped: pytest observes and judges each grade cell directly, the same steps autograding
+takes (grader_observe in the kernel and in a probe child, then grader_tests.checks in the grader), except
+that here all of them run in this one process, stand-ins included: for notebooks the instructor trusts.
+A cell that raises is recorded and the run goes on, as nbgrader does, so one broken part does not hide
+the others.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import matplotlib
 import nbformat
 from IPython.core.inputtransformer2 import TransformerManager
 
-from grader_observe import figures
+from grader_observe import figures, inputs
 from grader_observe.isolation import quiet
-from grader_observe.kernel import collect, load_stand_ins
+from grader_observe.kernel import RUN, collect, collect_apart, load_stand_ins
 
 from . import checks, stand_ins_source
 
@@ -29,11 +31,24 @@ from . import checks, stand_ins_source
 ASSIGNMENT_FILES = Path(__file__).resolve().parents[1] / "source" / "custom_training_basics"
 
 
+def _through_json(observation: dict[str, Any]) -> dict[str, Any]:
+    # As an observation travels from a kernel or a probe child to the judge.
+    return json.loads(json.dumps(observation, allow_nan=False))
+
+
 def run(grade_id: str, namespace: dict[str, Any], figures_drawn: list[Any] | None = None) -> checks.Result:
-    """Observe one grade cell on this namespace, as the hidden region does in a kernel, then judge it."""
-    observation = collect(grade_id, namespace, load_stand_ins(stand_ins_source()), figures_drawn or [])
-    # Through JSON, as the observation travels from a kernel to the judge.
-    return checks.judge(grade_id, json.loads(json.dumps(observation, allow_nan=False)))
+    """Observe one grade cell on this namespace, as autograding does (the kernel's record, and what a probe
+    child would observe, here in this process), then judge it."""
+    kernel = _through_json(collect(grade_id, namespace, figures_drawn or []))
+    model_and_loss = load_stand_ins(stand_ins_source(("Model", "loss")))
+    train = {train_id: _through_json(collect_apart(train_id, namespace, model_and_loss)) for train_id in checks.APART}
+    apart = train.get(grade_id)
+    if grade_id in inputs.RUN_GRADE_IDS:
+        mix = checks.mix_for(checks.part_statuses(kernel.get("parts"), train))
+        if mix is not None:
+            substituted = [part for part, who in zip(inputs.PARTS, mix.split("/"), strict=True) if who == "stand-in"]
+            apart = _through_json(collect_apart(RUN, namespace, load_stand_ins(stand_ins_source(substituted)), mix))
+    return checks.judge(grade_id, checks.compose(grade_id, kernel, apart, train))
 
 
 class _NoMagics:

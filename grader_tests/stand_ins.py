@@ -1,8 +1,8 @@
 """Stand-ins for one part while another is observed: the reference Model, loss and train.
 
-Never imported in the student's kernel: coursekit/judge.py injects this file's text into each hidden region
-just before it runs (hidden regions come from the gradebook, not the student's notebook), and the observer
-execs it into a private namespace. Only `tf` is available to it there.
+Never in the student's kernel: the grader sends the text of the stand-ins for the other parts only
+(`grader_tests.stand_ins_source(parts)`) to a probe child (coursekit/probe_child.py), which execs it into a
+namespace of its own. Only `tf` is available to it there.
 """
 
 import tensorflow as tf

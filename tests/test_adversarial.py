@@ -7,6 +7,7 @@ autograded test cells must hold the judge's verdict alone. docs/security-judging
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -267,3 +268,18 @@ def test_no_autograded_notebook_holds_active_content(hostile_run: Run) -> None:
             for text in html:
                 found = active(text)
                 assert found.found == [] and found.handlers == [], (path.parts[-3], text[:300])
+# Only the stand-ins hold these (grader_tests/stand_ins.py, and the name the probe child gives their module).
+STAND_IN_MARKERS = ("A tf.Module, so a student", "Model(tf.Module)", "coursekit_stand_ins")
+
+
+def test_no_stand_in_reaches_an_autograded_notebook_or_feedback(hostile_run: Run) -> None:
+    """The reference parts stay in probe children; what comes back from them is redacted (coursekit/probe_child.py)."""
+    course, _ = hostile_run
+    thieves = [h.student_id for h in CATALOG if h.student_id.startswith("refout_")]
+    for student in thieves:
+        course.nbgrader("generate_feedback", ASSIGNMENT, "--student", student, "--force", quiet=True)
+        notebook = nbformat.read(course.autograded / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+        outputs = json.dumps([cell.get("outputs", []) for cell in notebook.cells])
+        page = (course.feedback / student / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+        for marker in STAND_IN_MARKERS:
+            assert marker not in outputs and marker not in page, (student, marker)

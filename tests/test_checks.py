@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from coursekit import cohort
 from grader_observe.isolation import quiet, rebind
-from grader_observe.kernel import collect, load_stand_ins
+from grader_observe.kernel import RUN, collect, collect_apart, load_stand_ins
 from grader_tests import checks, in_process, stand_ins, stand_ins_source
 from grader_tests import reference as ref
 
@@ -75,14 +75,25 @@ def test_wrong_model_costs_no_train_or_loss_points() -> None:
         assert in_process.run(grade_id, ns).passed, grade_id
 
 
+def _train_apart(ns: dict[str, Any]) -> dict[str, Any]:
+    """What the train probe child observes: the notebook's train on the stand-in Model and loss."""
+    model_and_loss = load_stand_ins(stand_ins_source(["Model", "loss"]))
+    return {grade_id: collect_apart(grade_id, ns, model_and_loss) for grade_id in checks.APART}
+
+
 def test_convergence_substitutes_a_wrong_part() -> None:
     ns = namespace(loss="def loss(p, t): return tf.reduce_sum(tf.square(p - t))")
-    observation = collect("test_convergence_fit", ns, load_stand_ins(stand_ins_source()))
-    statuses = {part: checks.part_status(observation, part) for part in checks.PART_CHECKS}
+    kernel = collect("test_convergence_fit", ns)
+    statuses = checks.part_statuses(kernel["parts"], _train_apart(ns))
     assert statuses == {"Model": "ok", "loss": "wrong", "train": "ok"}
+    assert checks.mix_for(statuses) == "student/stand-in/student"
+    # The run is observed where only the loss's stand-in lives.
+    apart = collect_apart(RUN, ns, load_stand_ins(stand_ins_source(["loss"])), "student/stand-in/student")
+    observation = checks.compose("test_convergence_fit", kernel, apart, _train_apart(ns))
     history = checks.rerun_training(observation, statuses)
     assert history.substituted == ("loss",)
     assert abs(history.w[-1] - ref.SEED_LAB_TABLE[-1][0]) < ref.TABLE_WB_TOLERANCE
+    assert checks.judge("test_convergence_fit", observation).passed
 
 
 def test_convergence_needs_every_part_attempted() -> None:
@@ -177,7 +188,7 @@ def test_stored_lab_data_is_tensorflows_draw() -> None:
 
 
 def test_a_forged_or_broken_observation_earns_nothing() -> None:
-    good = collect("test_loss_values", namespace(), load_stand_ins(stand_ins_source()))
+    good = collect("test_loss_values", namespace())
     assert checks.judge("test_loss_values", good).passed
     for broken in ({}, {"known": "5.25"}, {"known": {"shape": [], "size": 1, "data": []}}, {"random": 1}):
         assert not checks.judge("test_loss_values", broken).passed, broken
@@ -185,6 +196,32 @@ def test_a_forged_or_broken_observation_earns_nothing() -> None:
 
 def test_student_exceptions_are_observed_not_raised() -> None:
     ns = namespace(Model="class Model:\n  def __init__(self):\n    raise SystemExit(3)")
-    observation = collect("test_model_variables", ns, None)
+    observation = collect("test_model_variables", ns)
     assert "SystemExit" in observation["raised"]["message"]
     assert not checks.judge("test_model_variables", observation).passed
+
+
+def test_train_status_comes_from_the_train_child_and_a_failed_child_decides_nothing() -> None:
+    ns = namespace(train="def train(model, inputs, outputs, learning_rate):\n  raise NotImplementedError()")
+    kernel_parts = collect("test_convergence_fit", ns)["parts"]
+    assert checks.part_statuses(kernel_parts, _train_apart(ns))["train"] == "missing"
+    # A child that ended or timed out, or no child, proves nothing: no run, no plot (a stubbed train does not pass
+    # for an attempted one by killing its child).
+    for broken in ({"observer_error": "ended"}, {"interrupted": True}, None):
+        train = None if broken is None else {grade_id: broken for grade_id in checks.APART}
+        statuses = checks.part_statuses(kernel_parts, train)
+        assert statuses["train"] == "unjudged" and checks.mix_for(statuses) is None
+        plot = checks.judge("test_plot_history", checks.compose("test_plot_history", {"parts": kernel_parts}, None,
+                                                                 train))
+        assert not plot.passed and "train have no result" in plot.message
+
+
+def test_the_kernel_cannot_supply_what_the_grader_composes() -> None:
+    ns = namespace()
+    forged = {"statuses": {"Model": "ok", "loss": "ok", "train": "ok"}, "parts": collect("test_plot_history",
+                                                                                        ns)["parts"],
+              "runs": {"student/student/student": {}}, "recorded": {}}
+    composed = checks.compose("test_convergence_fit", forged, None, None)
+    assert composed["statuses"]["train"] == "unjudged" and "runs" not in composed
+    # Train is judged on the probe child's observation alone.
+    assert checks.compose("test_train_step", {"steps": []}, None).keys() == {"observer_error"}

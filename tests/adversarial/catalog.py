@@ -597,3 +597,197 @@ CATALOG: tuple[Hostile, ...] = (
             loses=("test_loss_values",), loss=ROOT_MEAN_LOSS + "\n\n" + active_content.HOOK_CODE, verdict_only=True),
 )
 
+# ---- refout: taking the reference parts (stand-ins) from the grading run
+# Each keeps the release's stubs for the parts it does not write, and reaches for the stand-in Model, loss and
+# train wherever an earlier design put them in the student's kernel: the observer's arguments, the cell's
+# source before it runs (hooks, transformers), In/_ih, the garbage collector, modules and frames. Anything it
+# finds becomes the notebook's Model, loss and train. The stand-ins now live only in probe children that
+# observe other parts, so each must earn exactly its honest parts: nothing for a stub.
+STUB_MODEL = '''class Model(object):
+  def __init__(self):
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+  def __call__(self, x):
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+model = Model()'''
+STUB_LOSS = "def loss(predicted_y, target_y):\n  # YOUR CODE HERE\n  raise NotImplementedError()"
+STUB_TRAIN = "def train(model, inputs, outputs, learning_rate):\n  # YOUR CODE HERE\n  raise NotImplementedError()"
+EVERY_TEST = ("test_model_variables", "test_model_output", "test_loss_values", "test_loss_properties",
+              "test_plot_data", *AFTER_TRAIN)
+
+# Adopt every definition of Model, loss or train found in source text (a string literal of a cell, or a cell).
+ADOPT = '''
+import ast as _ast
+
+def _adopt_source(text, into=None):
+    into = get_ipython().user_ns if into is None else into
+    texts = []  # the string literals only: running the cell itself again would add a second record to it
+    try:
+        texts += [n.value for n in _ast.walk(_ast.parse(text)) if isinstance(n, _ast.Constant)
+                  and isinstance(n.value, str) and ("def loss" in n.value or "class Model" in n.value)]
+    except Exception:
+        pass
+    for candidate in texts:
+        _adopt_text(candidate, into)
+
+def _adopt_text(text, into=None):
+    if "def loss" not in text and "class Model" not in text and "def train" not in text:
+        return
+    env = {"tf": tf, "__name__": "__stolen__"}
+    try:
+        exec(text, env)
+    except BaseException:
+        return
+    _adopt_objects(env, into)
+
+def _adopt_objects(found, into=None):
+    into = get_ipython().user_ns if into is None else into
+    for name in ("Model", "loss", "train"):
+        if callable(found.get(name)) and getattr(found[name], "__module__", "") != "__main__":
+            into[name] = found[name]
+    if "Model" in found:
+        try:
+            into["model"] = into["Model"]()
+        except BaseException:
+            pass
+'''
+
+STEAL_BY_OBSERVER = ADOPT + '''
+import grader_observe, grader_observe.kernel as _observer
+_real_observe = _observer.observe
+
+def _stealing_observe(grade_id, namespace, **injected):
+    for value in injected.values():
+        if isinstance(value, str):
+            _adopt_text(value, namespace)
+    return _real_observe(grade_id, namespace, **injected)
+
+grader_observe.observe = _observer.observe = _stealing_observe
+'''
+
+STEAL_BY_PRE_RUN_HOOK = ADOPT + '''
+get_ipython().events.register("pre_run_cell", lambda info: _adopt_source(info.raw_cell))
+'''
+
+STEAL_BY_TRANSFORMER = ADOPT + '''
+def _reader(lines):
+    _adopt_source("".join(lines))
+    return lines
+
+get_ipython().input_transformers_post.append(_reader)
+'''
+
+STEAL_FROM_HISTORY = ADOPT + '''
+def _from_history(*_):
+    for _text in list(In) + list(_ih) + list(get_ipython().history_manager.input_hist_raw):
+        _adopt_source(_text)
+
+_from_history()
+get_ipython().events.register("post_run_cell", _from_history)
+'''
+
+# The garbage collector and sys.modules after every cell; while the observer runs, its frames (a stdout whose
+# flush, called by the observer before each call of student code, walks up the stack).
+HUNT = '''
+import gc as _gc, sys as _sys, types as _types
+
+def _lab_like(obj):
+    code = getattr(getattr(obj, "__call__", None), "__code__", None) if isinstance(obj, type) else \\
+        getattr(obj, "__code__", None)
+    names = code.co_varnames[:code.co_argcount] if code is not None else ()
+    return {("predicted_y", "target_y"): "loss", ("model", "inputs", "outputs", "learning_rate"): "train",
+            ("self", "x"): "Model"}.get(tuple(names))
+
+def _hunt_objects(objects):
+    found = {}
+    for obj in objects:
+        try:
+            name = _lab_like(obj) if isinstance(obj, (type, _types.FunctionType)) else None
+            if name and getattr(obj, "__module__", "") != "__main__" and obj.__name__ == name:
+                found[name] = obj
+            elif isinstance(obj, dict) and {"Model", "loss"} & set(obj):
+                found.update({k: v for k, v in obj.items() if k in ("Model", "loss", "train") and _lab_like(v)
+                              and getattr(v, "__module__", "") != "__main__"})
+            elif isinstance(obj, str) and ("def loss" in obj or "class Model" in obj) and "_hunt" not in obj:
+                _adopt_text(obj)
+        except BaseException:
+            pass
+    _adopt_objects(found)
+'''
+
+STEAL_BY_GC = ADOPT + HUNT + '''
+def _hunt(*_):
+    _hunt_objects(_gc.get_objects())
+    _hunt_objects([vars(m) for m in list(_sys.modules.values()) if m is not None])
+
+get_ipython().events.register("post_run_cell", _hunt)
+'''
+
+STEAL_FROM_FRAMES = ADOPT + HUNT + '''
+import threading as _threading
+_busy = []
+
+def _spying(flush):
+    def spy():
+        if not _busy and _threading.current_thread() is _threading.main_thread():
+            _busy.append(1)
+            try:
+                frame = _sys._getframe(1)
+                while frame is not None:
+                    _hunt_objects(list(frame.f_locals.values()))
+                    frame = frame.f_back
+            finally:
+                _busy.clear()
+        return flush()
+    return spy
+
+for _stream in (_sys.stdout, _sys.stderr):
+    try:
+        _stream.flush = _spying(_stream.flush)
+    except Exception:
+        pass
+'''
+
+# In the process that runs train on the stand-in Model and loss: put whatever text of theirs it finds into the
+# exception message, so that the feedback would show it.
+LEAK_BY_EXCEPTION = '''def train(model, inputs, outputs, learning_rate):
+  import gc
+  texts = []
+  for obj in gc.get_objects():
+    try:
+      for value in (vars(obj).values() if hasattr(obj, "__dict__") else obj.values() if isinstance(obj, dict) else ()):
+        if isinstance(value, str) and ("def loss" in value or "class Model" in value):
+          texts.append(value)
+    except Exception:
+      pass
+  import sys
+  frame = sys._getframe()
+  while frame is not None:
+    texts += [v for v in frame.f_locals.values() if isinstance(v, str) and ("def loss" in v or "class Model" in v)]
+    frame = frame.f_back
+  raise ValueError("found: " + " ".join(texts) + repr(type(model)) + repr(train.__globals__.get("loss")))'''
+
+CATALOG += (
+    Hostile("refout_replace_observer", "stubs everywhere; grader_observe.observe replaced by one that adopts any "
+            "source text the grader passes it", loses=EVERY_TEST,
+            model=STEAL_BY_OBSERVER + "\n\n" + STUB_MODEL, loss=STUB_LOSS, train=STUB_TRAIN),
+    Hostile("refout_pre_run_hook", "stubs everywhere; a pre_run_cell hook adopts what the cell's source holds",
+            loses=EVERY_TEST, model=STEAL_BY_PRE_RUN_HOOK + "\n\n" + STUB_MODEL, loss=STUB_LOSS, train=STUB_TRAIN),
+    Hostile("refout_input_transformer", "stubs everywhere; an input transformer adopts what each cell holds",
+            loses=EVERY_TEST, model=STEAL_BY_TRANSFORMER + "\n\n" + STUB_MODEL, loss=STUB_LOSS, train=STUB_TRAIN),
+    Hostile("refout_read_history", "stubs everywhere; In, _ih and the history read after every cell",
+            loses=EVERY_TEST, model=STUB_MODEL, loss=STUB_LOSS, train=STUB_TRAIN + "\n\n" + STEAL_FROM_HISTORY),
+    Hostile("refout_gc_and_modules", "correct loss, stubbed Model and train; gc and sys.modules hunted after "
+            "every cell", loses=tuple(t for t in EVERY_TEST if t not in ("test_loss_values", "test_loss_properties")),
+            model=STEAL_BY_GC + "\n\n" + STUB_MODEL, train=STUB_TRAIN),
+    Hostile("refout_frames", "correct train, stubbed Model and loss; stdout's flush walks the observer's frames",
+            loses=tuple(t for t in EVERY_TEST if t not in ("test_train_step", "test_train_state")),
+            model=STEAL_FROM_FRAMES + "\n\n" + STUB_MODEL, loss=STUB_LOSS),
+    # Train is wrong (it raises): convergence runs with train's stand-in and the plots are waived, as for any wrong
+    # train. The stand-ins' text must not reach the feedback (tests/test_adversarial.py).
+    Hostile("refout_leak_by_exception", "correct Model and loss; train raises with every stand-in text it can find",
+            loses=("test_train_step", "test_train_state"), train=LEAK_BY_EXCEPTION),
+)
