@@ -35,7 +35,7 @@ import pytest
 from nbgrader.api import Gradebook
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from coursekit import ASSIGNMENT, COURSE_ID, cohort, scores
+from coursekit import ASSIGNMENT, COURSE_ID, cohort, scores, staleness
 from coursekit.course import Course
 
 from ..adversarial import active_content
@@ -221,7 +221,8 @@ def test_grading_is_unaffected_and_no_web_page_is_copied(graded: Course) -> None
             html = output.get("data", {}).get("text/html", "")
             assert active(html).found == [] and active(html).handlers == [], html[:200]
             assert set(output.get("data", {})) <= {"text/plain", "text/html", "image/png", "image/jpeg"}
-    assert set(notebook.metadata) <= {"kernelspec", "language_info"}
+    # The kit's own stamp (coursekit/staleness.py) is written after the sanitizer, by the grader.
+    assert set(notebook.metadata) <= {"kernelspec", "language_info", staleness.METADATA_KEY}
 
 
 def test_jupyter_does_not_trust_the_autograded_notebook(graded: Course, course_server: LabServer) -> None:
