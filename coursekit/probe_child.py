@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -67,6 +68,25 @@ def _read_line(conn: socket.socket, limit: int) -> bytes | None:
     return bytes(data)
 
 
+@contextlib.contextmanager
+def _interrupted_after(seconds: float) -> Iterator[None]:
+    """KeyboardInterrupt in this (single-threaded) child after `seconds`, as nbclient interrupts a kernel's cell."""
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    if seconds <= 0:
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 class _Session:
     """The student's code replayed in an InteractiveShell, and the probes run on its namespace."""
 
@@ -97,8 +117,11 @@ class _Session:
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         from grader_observe.kernel import collect_apart
 
+        limit = float(request.get("cell_timeout") or 0)
         for source in request.get("cells", []):
-            with contextlib.suppress(BaseException):  # a failing cell is the student's: go on, as nbgrader does
+            with contextlib.suppress(BaseException), _interrupted_after(limit):
+                # A failing cell is the student's: go on, as nbgrader does. A cell past the limit is interrupted
+                # as the kernel's was (coursekit/runaway.py), and the replay goes on.
                 self.shell.run_cell(str(source), store_history=True)
         return collect_apart(str(request.get("probe", "")), self.shell.user_ns, self.stand_ins(),
                              str(request.get("mix", "")))
@@ -246,7 +269,8 @@ class ProbeChild:
         """Queue one request; the child works on it while the grader goes on. False if the child is gone."""
         try:
             self.conn.settimeout(self.timeout)
-            self.conn.sendall(json.dumps({"cells": cells, "probe": probe, "mix": mix}).encode() + b"\n")
+            request = {"cells": cells, "probe": probe, "mix": mix, "cell_timeout": self.timeout}
+            self.conn.sendall(json.dumps(request).encode() + b"\n")
         except OSError:
             self.close()
             return False
