@@ -46,8 +46,10 @@ def grade(notebook: Path, course: Course | None = None) -> dict[str, Verdict]:
         scratch_course = source.scratch_copy(Path(scratch) / "course")
         scratch_course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
         scratch_course.submit(STUDENT, notebook)
-        rejected = {r.student_id: r.reason for r in intake.screen(scratch_course, [STUDENT])}
-        scratch_course.nbgrader("autograde", ASSIGNMENT, "--force", "--student", STUDENT, quiet=True, warm=True)
+        # What intake takes (coursekit/intake.py) is what nbgrader grades, as in `make grade`.
+        rejected = {r.student_id: r.reason for r in intake.screen(scratch_course, [STUDENT]).rejected}
+        scratch_course.nbgrader("autograde", ASSIGNMENT, intake.NBGRADER_OPTION, "--force", "--student", STUDENT,
+                                quiet=True, warm=True)
         maxima = scores.max_cell_points(scratch_course.db_url)
         got = scores.cell_scores(scratch_course.db_url).get(STUDENT, {})
         graded = scratch_course.autograded / STUDENT / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
