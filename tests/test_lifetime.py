@@ -116,7 +116,8 @@ def test_a_finished_run_leaves_no_process(run: tuple[Path, dict[str, str], str])
                             capture_output=True, text=True, timeout=600, check=False)
     watcher.stop()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert watcher.daemons == 2 and watcher.uids, "the daemons never ran: the test proves nothing"
+    # Two daemons in the kernel, and two more wherever a probe child replays the same cell (coursekit/probe_child.py).
+    assert watcher.daemons >= 2 and watcher.uids, "the daemons never ran: the test proves nothing"
     assert not _left(tmp, watcher.uids)
 
 
@@ -128,7 +129,7 @@ def test_a_grader_killed_with_kill_9_leaves_no_process(run: tuple[Path, dict[str
     deadline = time.monotonic() + 300
     while watcher.daemons < 2 and grader.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert watcher.daemons == 2 and grader.poll() is None, "no daemon was running when the grader was killed"
+    assert watcher.daemons >= 2 and grader.poll() is None, "no daemon was running when the grader was killed"
     os.killpg(grader.pid, signal.SIGKILL)
     grader.wait()
     watcher.stop()
