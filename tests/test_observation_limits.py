@@ -124,13 +124,12 @@ print(json.dumps({"imported_kb": imported, "loaded_kb": loaded, "peak_kb": high_
 
 @pytest.fixture(scope="module")
 def honest_observations() -> dict[str, Any]:
-    from grader_observe.kernel import GRADE_IDS, collect, load_stand_ins
-    from grader_tests import stand_ins_source
+    from grader_observe.kernel import GRADE_IDS, collect
     from grader_tests.in_process import execute
 
+    # What the student's kernel records (no stand-in there: train and the run are observed in probe children).
     run = execute(REPO / "demo" / "cohort" / "correct_reference" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
-    stand_ins = load_stand_ins(stand_ins_source())
-    return {g: json.loads(json.dumps(collect(g, run.namespace, stand_ins, run.figures))) for g in GRADE_IDS}
+    return {g: json.loads(json.dumps(collect(g, run.namespace, run.figures))) for g in GRADE_IDS}
 
 
 def forge_every_number(observation: Any, record: Any) -> Any:
@@ -167,8 +166,10 @@ def test_no_observation_costs_the_judge_much_more_than_honest_ones(
     honest_observations: dict[str, Any], tmp_path: Path
 ) -> None:
     honest = peak_judging(honest_observations, tmp_path)
-    assert all(verdict(g, [limits.bounded(copy.deepcopy(o))])[0].output_type == "stream"
-               for g, o in honest_observations.items())
+    # The cells judged on the kernel's record alone pass on honest work (train and the runs need probe children).
+    alone = ("test_model_variables", "test_model_output", "test_loss_values", "test_loss_properties")
+    assert all(verdict(g, [limits.bounded(copy.deepcopy(honest_observations[g]))])[0].output_type == "stream"
+               for g in alone)
     report = {"honest": honest}
     for name, forge in HOSTILE.items():
         forged = {g: forge(o) for g, o in honest_observations.items()}
