@@ -137,6 +137,9 @@ def serve_child(conn: socket.socket, request: dict[str, Any], folder: Path, limi
     code = 1
     try:
         sandbox.die_with_parent(parent, signal.SIGTERM)
+        # The warm parent reads requests with a timeout (a stalled client must not stop it); this child waits for
+        # the grader's next request as long as the grader's own deadline allows.
+        conn.settimeout(None)
         os.setsid()
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
