@@ -22,7 +22,7 @@ import nbformat
 import psutil
 import pytest
 
-from coursekit import ASSIGNMENT, cohort, completion, grading, scores
+from coursekit import ASSIGNMENT, cohort, completion, grading, intake, scores
 from coursekit.course import Course, CourseError
 from coursekit.runners import LocalRunner
 
@@ -84,7 +84,10 @@ class _ChangingAfterExecution(LocalRunner):
 
             def result(self) -> Any:
                 results = future.result()
+                # The writer reads intake's staged copy (coursekit/intake.py): change it there, and in submitted/,
+                # where the next run takes it from.
                 runner.course.submitted_notebook(runner.student).write_bytes(runner.replacement)
+                intake.staged_notebook(runner.course, runner.student).write_bytes(runner.replacement)
                 runner.changed = True
                 return results
 
