@@ -38,10 +38,10 @@ test-fast: $(STAMP) ## the unit tests only (seconds)
 	$(PYTEST) tests -m "not slow"
 
 bench: $(STAMP) ## time coursekit grade against plain nbgrader autograde on the demo cohort; compare scores
-	$(BIN)/python -m coursekit.bench
+	$(BIN)/python -m coursekit.engine.bench
 
 bench-memory: $(STAMP) ## grade STUDENTS=1000 copies of the demo cohort; is memory flat? (plot in artifacts/)
-	$(BIN)/python -m coursekit.bench --memory-only --students $(or $(STUDENTS),1000)
+	$(BIN)/python -m coursekit.engine.bench --memory-only --students $(or $(STUDENTS),1000)
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
@@ -65,8 +65,8 @@ export: $(STAMP) ## grades.csv for the LMS
 scores: $(STAMP) ## points per student and group, from the gradebook
 	$(BIN)/coursekit scores $(if $(VERBOSE),--verbose)
 
-cohort: $(STAMP) ## rewrite demo/cohort/ from the release and coursekit/cohort.py
-	$(BIN)/python -m coursekit.cohort
+cohort: $(STAMP) ## rewrite demo/cohort/ from the release and coursekit/course/cohort.py
+	$(BIN)/python -m coursekit.course.cohort
 
 # Only what `make grade`, `make feedback`, `make export` and `make demo` rebuild. Never submitted/ or rejected/
 # (the students' work) nor the gradebook (manual grades and comments are the graders' work). `find -exec rm`

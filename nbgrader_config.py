@@ -17,18 +17,18 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
-import coursekit.nbgrader_fixes  # noqa: F401 - nbgrader's add_submission without SQLAlchemy 2's warnings
+import coursekit.course.nbgrader_fixes  # noqa: F401 - nbgrader's add_submission without SQLAlchemy 2's warnings
 from coursekit import COURSE_ID
-from coursekit.course import DB_URL_ENV
-from coursekit.csv_export import SafeCsvExportPlugin
-from coursekit.judge import JudgeObservations, ObservedExecute
-from coursekit.late import LatePenalty
-from coursekit.metadata_check import CheckCellMetadataCached
-from coursekit.preprocessors import ReplayExecution, SanitizeTestOutputs
-from coursekit.restore_cells import RestoreAssignmentCells
-from coursekit.routes import RefusingExporter, SandboxedKernelManager, autograde_route
-from coursekit.sanitize import ACTIVE_FILE_PATTERNS, SanitizeStudentContent
-from coursekit.staleness import StampGradedWith
+from coursekit.course.directory import DB_URL_ENV
+from coursekit.course.late import LatePenalty
+from coursekit.course.staleness import StampGradedWith
+from coursekit.engine.routes import RefusingExporter, SandboxedKernelManager, autograde_route
+from coursekit.exports.csv_export import SafeCsvExportPlugin
+from coursekit.steps.judge import JudgeObservations, ObservedExecute
+from coursekit.steps.metadata_check import CheckCellMetadataCached
+from coursekit.steps.preprocessors import ReplayExecution, SanitizeTestOutputs
+from coursekit.steps.restore_cells import RestoreAssignmentCells
+from coursekit.steps.sanitize import ACTIVE_FILE_PATTERNS, SanitizeStudentContent
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -40,7 +40,7 @@ c.CourseDirectory.course_id = COURSE_ID
 if os.environ.get(DB_URL_ENV):
     c.CourseDirectory.db_url = os.environ[DB_URL_ENV]
 
-# ---- The due date and the late penalty: set them here and nowhere else (coursekit/late.py; README, "Due date
+# ---- The due date and the late penalty: set them here and nowhere else (coursekit/course/late.py; README, "Due date
 # and late penalty"). `make release` and `make grade` copy the due date into the gradebook; a change of
 # either makes `make grade` regrade the submissions. A submission's time: submitted/<student>/<assignment>/
 # timestamp.txt, as nbgrader's collect and zip_collect write it.
@@ -52,7 +52,7 @@ c.LatePenalty.percent_per_day = 0  # % of the score taken off per day late, a st
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
 # A cell may train for a while, never forever (tests set a few seconds). A timeout or a dead kernel costs
-# that cell and the ones after it only (coursekit/runaway.py, under ObservedExecute): docs/security.md.
+# that cell and the ones after it only (coursekit/kernels/runaway.py, under ObservedExecute): docs/security.md.
 c.Execute.timeout = int(os.environ.get("COURSEKIT_CELL_TIMEOUT", "120"))
 # Every output has arrived when the last cell is done: end the kernel at once rather than asking it to.
 c.Execute.shutdown_kernel = "immediate"
@@ -60,7 +60,7 @@ c.Execute.shutdown_kernel = "immediate"
 # too (warm kernels import it in the Zygote already). docs/security-judging.md.
 c.Execute.extra_arguments = ["--IPKernelApp.exec_lines=import grader_observe.kernel"]
 
-# Who runs this autograde (coursekit/routes.py): the kit's sandboxed kernels ("warm"), its gradebook writer,
+# Who runs this autograde (coursekit/engine/routes.py): the kit's sandboxed kernels ("warm"), its gradebook writer,
 # which never executes ("replay"), plain kernels the instructor chose for trusted notebooks ("unsandboxed"),
 # or nobody: plain `nbgrader autograde` and formgrader's Autograde button are refused, pointing to `make grade`.
 route = autograde_route(os.environ)
@@ -70,7 +70,7 @@ elif route == "warm":  # and only kernels the warm parent forks, sandboxed
     c.Execute.kernel_manager_class = SandboxedKernelManager
 
 # nbgrader's first (sanitizing) pass, with deleted or re-labelled assignment cells put back before
-# OverwriteCells restores their source from the gradebook (coursekit/restore_cells.py).
+# OverwriteCells restores their source from the gradebook (coursekit/steps/restore_cells.py).
 c.RestoreAssignmentCells.release_root = str(Path(__file__).resolve().parent / "release")
 c.Autograde.sanitize_preprocessors = [
     ClearOutput,
@@ -81,7 +81,7 @@ c.Autograde.sanitize_preprocessors = [
     CheckCellMetadataCached,
 ]
 
-# nbgrader's autograde steps: execution observes (coursekit/judge.py), then the judge decides each test cell
+# nbgrader's autograde steps: execution observes (coursekit/steps/judge.py), then the judge decides each test cell
 # in this process, then the kit's SanitizeTestOutputs.
 c.Autograde.autograde_preprocessors = [
     ReplayExecution if route == "replay" else ObservedExecute,
@@ -96,7 +96,7 @@ c.Autograde.autograde_preprocessors = [
     CheckCellMetadataCached,
     StampGradedWith,  # last: what graded this notebook, so a later change of the assignment shows (staleness.py)
 ]
-# A worker of `coursekit grade` (coursekit/workers.py) executes and judges only: the one writer replays its
+# A worker of `coursekit grade` (coursekit/engine/workers.py) executes and judges only: the one writer replays its
 # outputs through every step above and records the grades, so scoring here would be thrown away.
 if os.environ.get("COURSEKIT_EXECUTE_ONLY") and route != "replay":
     c.Autograde.autograde_preprocessors = [ObservedExecute, JudgeObservations, SanitizeTestOutputs, LimitOutput]
@@ -104,12 +104,13 @@ if os.environ.get("COURSEKIT_EXECUTE_ONLY") and route != "replay":
 # Feedback shows each check's message, never the hidden tests' source.
 c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
 
-# grades.csv: quoted, and ids or names that a spreadsheet would run as formulas neutralised (coursekit/csv_export.py).
+# grades.csv: quoted, and ids or names that a spreadsheet would run as formulas neutralised
+# (coursekit/exports/csv_export.py).
 c.ExportApp.plugin_class = SafeCsvExportPlugin
 # Student HTML, JavaScript and markdown are neutralised in the autograded notebook, and again whenever a notebook
 # becomes a page: formgrader's view (on the instructor's origin) and the feedback both use HTMLExporter. Files a
 # browser would run as a page are never copied from a submission to autograded/ or feedback/.
-# coursekit/sanitize.py, docs/security.md.
+# coursekit/steps/sanitize.py, docs/security.md.
 c.HTMLExporter.preprocessors = [SanitizeStudentContent]
 c.SanitizeStudentContent.release_root = str(Path(__file__).resolve().parent / "release")
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", *ACTIVE_FILE_PATTERNS]

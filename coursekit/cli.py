@@ -15,8 +15,12 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import ASSIGNMENT, cohort, completion, grading, intake, late, sandbox, scores, staleness, workers
-from .course import Course, CourseError
+from coursekit import ASSIGNMENT
+from coursekit.course import cohort, late, staleness
+from coursekit.course.directory import Course, CourseError
+from coursekit.engine import completion, grading, intake, workers
+from coursekit.exports import scores
+from coursekit.kernels import sandbox
 
 
 def release(course: Course, args: argparse.Namespace) -> None:
@@ -107,7 +111,7 @@ def _report_manual_scores(course: Course) -> None:
 
 def require_current_grades(course: Course, what: str) -> None:
     """Refuse to hand out grades that are stale or missing: the message says what to run."""
-    # Listed, never globbed: a glob skips ids that start with a dot (coursekit/intake.py).
+    # Listed, never globbed: a glob skips ids that start with a dot (coursekit/engine/intake.py).
     found = intake.find(course).students
     graded = [e.name for e in os.scandir(course.autograded) if e.is_dir(follow_symlinks=False)] \
         if course.autograded.is_dir() else []

@@ -1,7 +1,7 @@
 """Kernel-side observation for Custom Training Basics: records what the student's objects do, judges nothing.
 
 A hidden test region calls `observe("<grade id>", globals())`. It holds no reference solution and no check:
-the grader's judge (coursekit/judge.py, grader_tests/checks.py) decides points from the recorded data.
+the grader's judge (coursekit/steps/judge.py, grader_tests/checks.py) decides points from the recorded data.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ No check and no reference lives here: the judge (grader_tests.checks, run by the
 In the student's kernel (`observe`, `collect`) only the probes that need no reference run: Model, loss, the
 notebook's recorded history and its figures. The probes that isolate a part with the reference for the
 others (train on a stand-in Model and loss; training runs that mix student parts and stand-ins) run in a
-probe child (`collect_apart`, coursekit/probe_child.py): a separate process that replays the student's
+probe child (`collect_apart`, coursekit/kernels/probe_child.py): a separate process that replays the student's
 cells and is sent the stand-ins for the other parts only. The student's kernel never holds a stand-in.
 Observation never raises into the student's kernel: whatever student code does is recorded as data.
 """
@@ -355,7 +355,7 @@ def _names(ns: Namespace, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def probe_apart(ns: Namespace, obs: Observation) -> None:
-    """In the student's kernel, a cell whose part is observed apart (a probe child, coursekit/probe_child.py)."""
+    """In the student's kernel, a cell whose part is observed apart, in a probe child (kernels/probe_child.py)."""
 
 
 # Model and loss need no reference to be observed: convergence and plot cells observe them again where the

@@ -16,7 +16,7 @@ PARTS = ("Model", "loss", "train")
 def stand_ins_source(parts: Iterable[str] = PARTS) -> str:
     """The source text of the stand-ins for `parts` only (its imports included), as a probe child receives it.
 
-    A child that observes one part is sent the others' stand-ins, never that part's (coursekit/probe_child.py).
+    A child that observes one part is sent the others' stand-ins, never that part's (coursekit/kernels/probe_child.py).
     """
     text = STAND_INS.read_text(encoding="utf-8")
     wanted = set(parts)

@@ -1,6 +1,6 @@
 """`pytest grader_tests --notebook PATH`: the hidden checks on one notebook, sandboxed as `make grade` runs them.
 
-`--notebook PATH` grades the file through the kit (coursekit/one_notebook.py): its code runs in a sandboxed
+`--notebook PATH` grades the file through the kit (coursekit/engine/one_notebook.py): its code runs in a sandboxed
 kernel forked from the warm parent, never in this pytest process, so any notebook, a student's included, is
 safe to check. `--trusted-notebook PATH` runs its cells in this process instead (grader_tests/in_process.py):
 unsandboxed, with your permissions; for notebooks you trust (your own source, the demo cohort) when you want
@@ -74,8 +74,8 @@ def judge(request: pytest.FixtureRequest) -> Judge:
         notebook_run = execute(path)
         return lambda grade_id: run(grade_id, notebook_run.namespace, notebook_run.figures)
 
-    from coursekit import one_notebook
-    from coursekit.course import CourseError
+    from coursekit.course.directory import CourseError
+    from coursekit.engine import one_notebook
 
     try:
         verdicts = one_notebook.grade(path)

@@ -1,7 +1,7 @@
 """Stand-ins for one part while another is observed: the reference Model, loss and train.
 
 Never in the student's kernel: the grader sends the text of the stand-ins for the other parts only
-(`grader_tests.stand_ins_source(parts)`) to a probe child (coursekit/probe_child.py), which execs it into a
+(`grader_tests.stand_ins_source(parts)`) to a probe child (coursekit/kernels/probe_child.py), which execs it into a
 namespace of its own. Only `tf` is available to it there.
 """
 

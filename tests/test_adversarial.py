@@ -19,9 +19,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from coursekit import ASSIGNMENT, cohort, scores
-from coursekit.course import Course
-from coursekit.judge import TAMPERED
+from coursekit import ASSIGNMENT
+from coursekit.course import cohort
+from coursekit.course.directory import Course
+from coursekit.exports import scores
+from coursekit.steps.judge import TAMPERED
 
 from .adversarial.catalog import ALL, CATALOG, Hostile
 from .conftest import copy_course
@@ -255,7 +257,7 @@ def test_student_alone_gets_the_cohorts_grade(hostile_run: Run) -> None:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert scores.cell_scores(course.db_url)[student] == cohort_scores[student], student
 def test_no_autograded_notebook_holds_active_content(hostile_run: Run) -> None:
-    """Whatever a submission displayed or wrote, its autograded notebook holds no script (coursekit/sanitize.py)."""
+    """Whatever a submission displayed or wrote, its autograded notebook holds no script (steps/sanitize.py)."""
     from .test_sanitize import active
 
     course, _ = hostile_run
@@ -273,7 +275,7 @@ STAND_IN_MARKERS = ("A tf.Module, so a student", "Model(tf.Module)", "coursekit_
 
 
 def test_no_stand_in_reaches_an_autograded_notebook_or_feedback(hostile_run: Run) -> None:
-    """The reference parts stay in probe children; what comes back from them is redacted (coursekit/probe_child.py)."""
+    """The reference parts stay in probe children; what comes back from them is redacted (kernels/probe_child.py)."""
     course, _ = hostile_run
     thieves = [h.student_id for h in CATALOG if h.student_id.startswith("refout_")]
     for student in thieves:

@@ -13,8 +13,10 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from coursekit import ASSIGNMENT, cli, completion, late, staleness, workers
-from coursekit.course import Course
+from coursekit import ASSIGNMENT, cli
+from coursekit.course import late, staleness
+from coursekit.course.directory import Course
+from coursekit.engine import completion, workers
 
 from .conftest import copy_course
 

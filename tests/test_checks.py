@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from coursekit import cohort
+from coursekit.course import cohort
 from grader_observe.isolation import quiet, rebind
 from grader_observe.kernel import RUN, collect, collect_apart, load_stand_ins
 from grader_tests import checks, in_process, stand_ins, stand_ins_source

@@ -1,6 +1,6 @@
 """A CPU hog graded beside an honest student, both on one core: the honest student's grade stays exact.
 
-Each kernel has a CPU cgroup of its own (coursekit/sandbox.py: a quota of `Limits.cpus` cores and the default
+Each kernel has a CPU cgroup of its own (coursekit/kernels/sandbox.py: a quota of `Limits.cpus` cores and the default
 weight), so a submission that starts a hundred busy processes counts as one process beside the others.
 Before this, such a submission made an honest student graded at the same time run out of time (19 became 14).
 """
@@ -17,7 +17,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from coursekit import ASSIGNMENT, cohort, sandbox, scores
+from coursekit import ASSIGNMENT
+from coursekit.course import cohort
+from coursekit.exports import scores
+from coursekit.kernels import sandbox
 
 from .adversarial import bounds
 from .conftest import copy_course

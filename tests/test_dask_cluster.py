@@ -19,10 +19,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from coursekit import ASSIGNMENT, cohort, grading, scores
-from coursekit.course import Course
-from coursekit.runners import DaskRunner
-from coursekit.workers import WORKER_CRASH, pending
+from coursekit import ASSIGNMENT
+from coursekit.course import cohort
+from coursekit.course.directory import Course
+from coursekit.engine import grading
+from coursekit.engine.runners import DaskRunner
+from coursekit.engine.workers import WORKER_CRASH, pending
+from coursekit.exports import scores
 
 from .conftest import copy_course
 
@@ -137,8 +140,8 @@ def _mid_notebook(worker_pids: Iterable[int]) -> tuple[int, list[psutil.Process]
     for pid in worker_pids:
         try:
             family = psutil.Process(pid).children(recursive=True)
-            nbgrader = [p for p in family if p.ppid() == pid and "coursekit.autograder" in p.cmdline()]
-            warm = [p for p in family if p.ppid() == pid and "coursekit.warm_kernels" in p.cmdline()]
+            nbgrader = [p for p in family if p.ppid() == pid and "coursekit.engine.autograder" in p.cmdline()]
+            warm = [p for p in family if p.ppid() == pid and "coursekit.kernels.warm_kernels" in p.cmdline()]
             kernels = [p for p in family if warm and p.ppid() == warm[0].pid]
         except psutil.Error:
             continue
@@ -179,7 +182,8 @@ def _grade_killing_a_worker(course: Course, scheduler: str, out: io.StringIO) ->
             assert time.monotonic() < deadline, f"no worker ran a notebook in time:\n{out.getvalue()}"
             time.sleep(0.05)
         worker, orphans = found
-        warm_folder = next(Path(p.cmdline()[-1]).parent for p in orphans if "coursekit.warm_kernels" in p.cmdline())
+        warm_folder = next(Path(p.cmdline()[-1]).parent for p in orphans
+                           if "coursekit.kernels.warm_kernels" in p.cmdline())
         os.kill(worker, signal.SIGKILL)
         killed_at = time.monotonic()
         summary = run.result(timeout=300)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import shutil
 import subprocess
@@ -13,46 +12,22 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from coursekit import ASSIGNMENT, cli, cohort, grading, scores
-from coursekit.course import Course
+from coursekit import ASSIGNMENT, cli
+from coursekit.course import cohort
+from coursekit.course.directory import Course
+from coursekit.engine import grading
+from coursekit.exports import scores
 
-from .conftest import REPO, copy_course
+from .conftest import EXTRA_STUDENTS, REPO, copy_course
 
 pytestmark = pytest.mark.slow
 
-EXTRA_STUDENTS = {"instructor_source": "source", "blank_release": "release"}
 SOLUTION_LINES = (
     "tf.reduce_mean(tf.square(predicted_y - target_y))",
     "model.w.assign_sub(learning_rate * dw)",
     "self.w = tf.Variable(1.0)",
 )
 HIDDEN_MARKERS = ("BEGIN HIDDEN TESTS", "grader_tests", "checks.py", "def check_", "_run_check", "isolation.py")
-
-
-def _snapshot(root: Path) -> dict[str, str]:
-    """Every file of the course but the demo's own folder, and its content's hash."""
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and cli.DEMO_COURSE not in p.relative_to(root).parts}
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Course, dict[str, str], dict[str, str]]:
-    """The demo run (`coursekit demo`, plus the source and the blank release as two more students) in a course
-    in use: released, with a submission of its own and an export. (demo course, course before, course after)"""
-    course = copy_course(tmp_path_factory.mktemp("course"))
-    course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
-    course.submit("real_student", course.source_notebook)
-    (course.root / "grades.csv").write_text("the course's own export\n")
-    before = _snapshot(course.root)
-    extra = {student: course.source_notebook if kind == "source" else course.release_notebook
-             for student, kind in EXTRA_STUDENTS.items()}
-    demo = cli.run_demo(course, extra)
-    return demo, before, _snapshot(course.root)
-
-
-@pytest.fixture(scope="module")
-def graded(demo_run: tuple[Course, dict[str, str], dict[str, str]]) -> Course:
-    return demo_run[0]
 
 
 def test_demo_runs_in_its_own_course_and_leaves_the_course_untouched(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import autograder, grading, workers
-from coursekit.workers import BAD_NOTEBOOK, NBGRADER_ERROR, ChunkResult
+from coursekit.engine import autograder, grading, workers
+from coursekit.engine.workers import BAD_NOTEBOOK, NBGRADER_ERROR, ChunkResult
 
 # What nbgrader logs at ERROR level while it fails one student (nbgrader/converters/base.py).
 NBGRADER_ERRORS = [
@@ -86,7 +86,9 @@ def test_chunk_results_travel_as_plain_data() -> None:
 @pytest.mark.slow
 def test_an_executor_replaced_mid_run_grades_like_the_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Executors are replaced after RECYCLE_AFTER submissions; the next one picks up where it left off."""
-    from coursekit import ASSIGNMENT, cohort, scores
+    from coursekit import ASSIGNMENT
+    from coursekit.course import cohort
+    from coursekit.exports import scores
 
     from .conftest import copy_course
 

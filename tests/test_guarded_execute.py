@@ -14,7 +14,7 @@ import pytest
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell
 
-from coursekit.runaway import MAX_CONTAINERS, GuardedExecute, bounded_unpacker
+from coursekit.kernels.runaway import MAX_CONTAINERS, GuardedExecute, bounded_unpacker
 
 
 def message(msg_type: str, content: dict[str, Any]) -> dict[str, Any]:

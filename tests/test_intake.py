@@ -16,10 +16,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from coursekit import ASSIGNMENT, cohort, intake
-from coursekit.course import Course
-from coursekit.csv_export import neutralised
-from coursekit.grading import REFUSED_ID, Summary
+from coursekit import ASSIGNMENT
+from coursekit.course import cohort
+from coursekit.course.directory import Course
+from coursekit.engine import intake
+from coursekit.engine.grading import REFUSED_ID, Summary
+from coursekit.exports.csv_export import neutralised
 
 from .conftest import REPO, copy_course
 

@@ -16,8 +16,10 @@ import nbformat
 import psutil
 import pytest
 
-from coursekit import ASSIGNMENT, cohort, scores
-from coursekit.course import Course
+from coursekit import ASSIGNMENT
+from coursekit.course import cohort
+from coursekit.course.directory import Course
+from coursekit.exports import scores
 
 from .conftest import copy_course
 

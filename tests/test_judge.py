@@ -9,9 +9,9 @@ import pytest
 from nbformat import NotebookNode
 
 from coursekit import ASSIGNMENT
-from coursekit.course import Course
-from coursekit.judge import NOT_RUN, RESOURCE_KEY, TAMPERED, JudgeObservations, inject, is_observed
-from coursekit.restore_cells import RestoreAssignmentCells
+from coursekit.course.directory import Course
+from coursekit.steps.judge import NOT_RUN, RESOURCE_KEY, TAMPERED, JudgeObservations, inject, is_observed
+from coursekit.steps.restore_cells import RestoreAssignmentCells
 from grader_observe import MIME
 
 from .conftest import REPO

@@ -8,9 +8,11 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from coursekit import ASSIGNMENT, cli, cohort, scores
-from coursekit.course import Course
-from coursekit.preprocessors import SanitizeTestOutputs
+from coursekit import ASSIGNMENT, cli
+from coursekit.course import cohort
+from coursekit.course.directory import Course
+from coursekit.exports import scores
+from coursekit.steps.preprocessors import SanitizeTestOutputs
 
 
 def _cell(grade: bool, solution: bool) -> nbformat.NotebookNode:
@@ -89,7 +91,7 @@ def test_grade_with_nothing_submitted_says_what_to_do(tmp_path, capsys: pytest.C
 
 
 def test_messages_get_a_sentence_a_line_but_numbers_and_clauses_stay_whole() -> None:
-    from coursekit.preprocessors import one_sentence_a_line
+    from coursekit.steps.preprocessors import one_sentence_a_line
 
     message = ("CheckFailed: loss on known values returned 21; expected 5.25 (the mean squared error). That is "
                "4x the expected value: did you sum? Use tf.reduce_mean.")
@@ -101,7 +103,7 @@ def test_messages_get_a_sentence_a_line_but_numbers_and_clauses_stay_whole() -> 
 
 
 def test_late_penalty_counts_started_days_and_never_exceeds_the_score() -> None:
-    from coursekit.late import LatePenalty
+    from coursekit.course.late import LatePenalty
 
     plugin = LatePenalty(percent_per_day=10)
     assert plugin.late_submission_penalty("s", 17.0, 1) == 1.7

@@ -23,7 +23,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from coursekit import ASSIGNMENT, sandbox
+from coursekit import ASSIGNMENT
+from coursekit.kernels import sandbox
 
 from .adversarial.catalog import DAEMONS, LOSS, Hostile, _first_in_train
 from .conftest import copy_course
@@ -116,7 +117,8 @@ def test_a_finished_run_leaves_no_process(run: tuple[Path, dict[str, str], str])
                             capture_output=True, text=True, timeout=600, check=False)
     watcher.stop()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    # Two daemons in the kernel, and two more wherever a probe child replays the same cell (coursekit/probe_child.py).
+    # Two daemons in the kernel, and two more wherever a probe child replays the same cell
+    # (coursekit/kernels/probe_child.py).
     assert watcher.daemons >= 2 and watcher.uids, "the daemons never ran: the test proves nothing"
     assert not _left(tmp, watcher.uids)
 

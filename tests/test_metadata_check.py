@@ -11,8 +11,8 @@ from nbformat import NotebookNode
 from nbgrader.nbgraderformat import SchemaTooNewError, ValidationError
 from nbgrader.preprocessors import CheckCellMetadata
 
-from coursekit.course import Course
-from coursekit.metadata_check import CheckCellMetadataCached
+from coursekit.course.directory import Course
+from coursekit.steps.metadata_check import CheckCellMetadataCached
 
 
 def _first_grade_cell(nb: NotebookNode) -> NotebookNode:

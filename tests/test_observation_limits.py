@@ -1,6 +1,6 @@
 """Observations are bounded before the judge reads them: no record can make a grader process allocate much.
 
-Unit tests of coursekit/observation_limits.py, then the measurement docs/security.md reports: the peak memory
+Unit tests of coursekit/steps/observation_limits.py, then the measurement docs/security.md reports: the peak memory
 of a fresh grader-like process (the judge only, no TensorFlow) judging an honest notebook's observations
 against the same observations with forged records (`as_strided`-style claims, huge shapes, deep nesting,
 giant strings and lists). Forgeries sent through a real kernel are catalog entries (`bounds_*`).
@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from coursekit import ASSIGNMENT
-from coursekit import observation_limits as limits
-from coursekit.judge import verdict
+from coursekit.steps import observation_limits as limits
+from coursekit.steps.judge import verdict
 
 from .conftest import REPO
 
@@ -108,7 +108,7 @@ import json, re, sys
 def high_water_kb():  # this process's own peak (ru_maxrss would include what the parent had when it forked)
     return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
 
-from coursekit.judge import observations_of, verdict
+from coursekit.steps.judge import observations_of, verdict
 from nbformat import NotebookNode
 imported = high_water_kb()
 observed = json.load(open(sys.argv[1]))
@@ -155,7 +155,7 @@ HOSTILE = {
     "as_strided 10^12 as 10^6 x 10^6": lambda obs: forge_every_number(obs, claim(10**12, [10**6, 10**6])),
     "largest honest claim everywhere (1000 x 1000)": lambda obs: forge_every_number(obs, claim(10**6, [1000, 1000])),
     "deep nesting": lambda obs: {**obs, "extra": nested(900)},  # deeper is refused by the parser (test above)
-    # What fits in the largest message the grader parses (coursekit/runaway.py: 4 MB of JSON).
+    # What fits in the largest message the grader parses (coursekit/kernels/runaway.py: 4 MB of JSON).
     "giant strings": lambda obs: {**obs, "raised": {"at": "x", "message": "m" * 3_900_000, "not_implemented": 0}},
     "giant lists": lambda obs: {**obs, "extra": [[0.0] * 20_000] * 40},
 }

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from coursekit import ASSIGNMENT, cli, cohort, scores
-from coursekit.course import DB_URL_ENV, Course
-from coursekit.gradebook import open_gradebook, structure_only_gradebook
+from coursekit import ASSIGNMENT, cli
+from coursekit.course import cohort
+from coursekit.course.directory import DB_URL_ENV, Course
+from coursekit.course.gradebook import open_gradebook, structure_only_gradebook
+from coursekit.exports import scores
 
 from .conftest import REPO, copy_course
 from .postgres.server import PostgresUnavailable, postgres_server

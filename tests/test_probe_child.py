@@ -1,4 +1,4 @@
-"""Probe children (coursekit/probe_child.py): real ones, forked by a real warm parent and confined."""
+"""Probe children (coursekit/kernels/probe_child.py): real ones, forked by a real warm parent and confined."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import cohort, probe_child
-from coursekit.course import Course
-from coursekit.probe_child import ProbeChild, redact
-from coursekit.warm_kernels import SOCKET_ENV, Zygote
+from coursekit.course import cohort
+from coursekit.course.directory import Course
+from coursekit.kernels import probe_child
+from coursekit.kernels.probe_child import ProbeChild, redact
+from coursekit.kernels.warm_kernels import SOCKET_ENV, Zygote
 from grader_tests import checks, stand_ins_source
 from grader_tests import reference as ref
 

@@ -9,8 +9,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from coursekit.preprocessors import NoWorkerExecution, ReplayExecution
-from coursekit.routes import REPLAY_KEY
+from coursekit.engine.routes import REPLAY_KEY
+from coursekit.steps.preprocessors import NoWorkerExecution, ReplayExecution
 
 INFO = {"student": "ann", "assignment": "hw", "notebook": "nb"}
 

@@ -11,8 +11,11 @@ import time
 
 import pytest
 
-from coursekit import ASSIGNMENT, cohort, completion, scores
-from coursekit.course import Course
+from coursekit import ASSIGNMENT
+from coursekit.course import cohort
+from coursekit.course.directory import Course
+from coursekit.engine import completion
+from coursekit.exports import scores
 
 from .conftest import copy_course
 

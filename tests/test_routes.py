@@ -1,4 +1,4 @@
-"""Fast checks of the routes student code may take (coursekit/routes.py): real nbgrader converters, no kernels."""
+"""Fast checks of the routes student code may take (engine/routes.py): real nbgrader converters, no kernels."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from nbgrader.converters.base import NbGraderException
 from nbgrader.coursedir import CourseDirectory
 from traitlets.config import Config
 
-from coursekit import autograder
-from coursekit.course import UNSANDBOXED_ENV, Course
-from coursekit.routes import (
+from coursekit.course.directory import UNSANDBOXED_ENV, Course
+from coursekit.engine import autograder
+from coursekit.engine.routes import (
     REPLAY_ENV,
     REPLAY_KEY,
     LiteralAutograde,
@@ -25,7 +25,7 @@ from coursekit.routes import (
     autograde_route,
     id_problem,
 )
-from coursekit.warm_kernels import SOCKET_ENV
+from coursekit.kernels.warm_kernels import SOCKET_ENV
 
 # Folder names a student could create through an exchange; each must only ever mean itself.
 ODD_FOLDERS = ("ann", "bob", "*", "[ab]nn", "a?n", "**")
@@ -104,7 +104,7 @@ def test_the_writer_refuses_without_a_worker_execution_or_with_an_execute_step(
 ) -> None:
     from nbgrader.preprocessors import Execute
 
-    from coursekit.preprocessors import ReplayExecution
+    from coursekit.steps.preprocessors import ReplayExecution
 
     coursedir = _course(tmp_path)
     coursedir.student_id = "ann"
@@ -147,7 +147,7 @@ def test_the_writer_reads_exactly_the_bytes_the_worker_executed(tmp_path: Path) 
 
 def test_the_writer_s_reasons_name_the_refusal_not_its_module() -> None:
     message = ('Traceback (most recent call last):\n  File "x.py", line 1, in y\n'
-               "coursekit.routes.SubmissionChanged: the submission changed after it was read\n")
+               "coursekit.engine.routes.SubmissionChanged: the submission changed after it was read\n")
     assert autograder._reason([message]) == "SubmissionChanged: the submission changed after it was read"
 
 
@@ -173,8 +173,8 @@ def test_on_the_warm_route_a_kernel_the_warm_parent_does_not_fork_is_never_launc
 
     import psutil
 
-    from coursekit.routes import SandboxedKernelManager
-    from coursekit.warm_kernels import WarmKernelError
+    from coursekit.engine.routes import SandboxedKernelManager
+    from coursekit.kernels.warm_kernels import WarmKernelError
 
     manager = SandboxedKernelManager(kernel_name="python3")
     before = {p.pid for p in psutil.Process().children(recursive=True)}

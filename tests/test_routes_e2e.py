@@ -22,9 +22,12 @@ import nbformat
 import psutil
 import pytest
 
-from coursekit import ASSIGNMENT, cohort, completion, grading, intake, scores
-from coursekit.course import Course, CourseError
-from coursekit.runners import LocalRunner
+from coursekit import ASSIGNMENT
+from coursekit.course import cohort
+from coursekit.course.directory import Course, CourseError
+from coursekit.engine import completion, grading, intake
+from coursekit.engine.runners import LocalRunner
+from coursekit.exports import scores
 
 from .conftest import REPO, copy_course
 
@@ -84,7 +87,7 @@ class _ChangingAfterExecution(LocalRunner):
 
             def result(self) -> Any:
                 results = future.result()
-                # The writer reads intake's staged copy (coursekit/intake.py): change it there, and in submitted/,
+                # The writer reads intake's staged copy (engine/intake.py): change it there, and in submitted/,
                 # where the next run takes it from.
                 runner.course.submitted_notebook(runner.student).write_bytes(runner.replacement)
                 intake.staged_notebook(runner.course, runner.student).write_bytes(runner.replacement)

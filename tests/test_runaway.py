@@ -8,8 +8,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from coursekit import ASSIGNMENT, cli, cohort, scores
-from coursekit.course import Course
+from coursekit import ASSIGNMENT, cli
+from coursekit.course import cohort
+from coursekit.course.directory import Course
+from coursekit.exports import scores
 
 from .conftest import REPO, copy_course
 
@@ -21,7 +23,7 @@ TRAIN_AND_LATER = ("test_train_step", "test_train_state", "test_convergence_fit"
 TRAIN_FIRST_LINE = "def train(model, inputs, outputs, learning_rate):\n"
 
 # student -> (the train cell, the test cells it loses, the error on the first cell that broke). The hidden tests call
-# train in a probe child (coursekit/probe_child.py), never in the kernel: there the lab's training loop calls it first.
+# train in a probe child (kernels/probe_child.py), never in the kernel: there the lab's training loop calls it first.
 RUNAWAY = {
     # The loop is interrupted and train is defined: the timed-out cell costs only itself.
     "loops_forever": (cohort.TRAIN + "\n\nwhile True:\n  pass", (),
@@ -115,5 +117,5 @@ def test_a_flood_of_output_leaves_small_notebooks_and_feedback(graded: tuple[Cou
     page = course.feedback / "floods_output" / ASSIGNMENT / f"{ASSIGNMENT}.html"
     assert notebook.stat().st_size < 2_000_000
     assert page.stat().st_size < 3_000_000
-    # One 50 MB message is more than the grader parses (coursekit/runaway.py): the cell says it was dropped.
+    # One 50 MB message is more than the grader parses (coursekit/kernels/runaway.py): the cell says it was dropped.
     assert "bytes from the kernel was dropped" in Path(notebook).read_text()

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from jupyter_client.manager import KernelManager
 
-from coursekit import ASSIGNMENT, sandbox
-from coursekit.course import Course
-from coursekit.warm_kernels import SOCKET_ENV, warm_environment
+from coursekit import ASSIGNMENT
+from coursekit.course.directory import Course
+from coursekit.kernels import sandbox
+from coursekit.kernels.warm_kernels import SOCKET_ENV, warm_environment
 
 from .conftest import REPO, copy_course
 
@@ -55,7 +56,7 @@ def test_probe_reports_every_protection_on_this_machine() -> None:
 NOBODY_PROBE = f"""
 import sys
 sys.path.insert(0, {str(REPO)!r})
-from coursekit import sandbox
+from coursekit.kernels import sandbox
 print(sandbox.probe(sandbox.Limits()).to_json())
 """
 
@@ -64,7 +65,7 @@ print(sandbox.probe(sandbox.Limits()).to_json())
                     reason="needs root to become nobody, setpriv and the system Python")
 def test_without_root_a_user_namespace_gives_the_same_protections() -> None:
     as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    sandbox_source = REPO / "coursekit" / "sandbox.py"
+    sandbox_source = REPO / "coursekit" / "kernels" / "sandbox.py"
     if subprocess.run([*as_nobody, "test", "-r", str(sandbox_source)], check=False).returncode != 0:
         pytest.skip(f"nobody cannot read {sandbox_source} (a clone in a private folder, as `mktemp -d` makes)")
     result = subprocess.run(
@@ -165,7 +166,7 @@ def read(path: Path) -> str:
 @pytest.mark.slow
 def test_kernel_cannot_read_the_course_or_other_students(kernel: Kernel, course: Course) -> None:
     secrets = [course.source_notebook, course.root / "gradebook.db", REPO / "grader_tests" / "checks.py",
-               course.submitted_notebook("victim"), REPO / "coursekit" / "cohort.py", Path("/root/.bashrc")]
+               course.submitted_notebook("victim"), REPO / "coursekit" / "course" / "cohort.py", Path("/root/.bashrc")]
     for path in secrets:
         assert path.exists()
         out = kernel.run(read(path))
@@ -276,7 +277,7 @@ def test_the_warm_parent_ends_a_submission_at_its_deadline(course: Course) -> No
             time.sleep(0.2)
         assert not slow.manager.is_alive()
         assert time.monotonic() - start < 10
-        # What GuardedExecute tells the student (coursekit/runaway.py): asked of the warm parent.
+        # What GuardedExecute tells the student (coursekit/kernels/runaway.py): asked of the warm parent.
         assert slow.manager.provisioner.death_reason() == "the submission ran past its 4 s limit"
         assert victim.read_text() == "the grader's file"
         # The parent reaps it and ends what it left: the `sleep` that escaped its process group too.

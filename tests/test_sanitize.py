@@ -1,4 +1,4 @@
-"""Student-made active content is neutralised (coursekit/sanitize.py; issue 10, finding 4).
+"""Student-made active content is neutralised (coursekit/steps/sanitize.py; issue 10, finding 4).
 
 Each payload of tests/adversarial/active_content.py, on each channel (outputs of every MIME type, output
 metadata, markdown and raw cells, attachments, cell and notebook metadata), goes through the kit's preprocessor
@@ -25,8 +25,9 @@ from nbconvert.filters.markdown_mistune import markdown2html_mistune
 from nbformat import NotebookNode
 from traitlets.config import Config
 
-from coursekit import ASSIGNMENT, cohort
-from coursekit.sanitize import ACTIVE_FILE_PATTERNS, SanitizeStudentContent, clean_html, markdown_to_safe_html
+from coursekit import ASSIGNMENT
+from coursekit.course import cohort
+from coursekit.steps.sanitize import ACTIVE_FILE_PATTERNS, SanitizeStudentContent, clean_html, markdown_to_safe_html
 
 from .adversarial import active_content
 
@@ -321,7 +322,7 @@ def test_web_pages_are_never_copied_from_a_submission(tmp_path: Path, name: str)
 def test_the_course_config_sanitizes_every_page() -> None:
     from traitlets.config.loader import PyFileConfigLoader
 
-    from coursekit.judge import JudgeObservations
+    from coursekit.steps.judge import JudgeObservations
 
     config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
     steps = config.Autograde.autograde_preprocessors

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from coursekit.warm_kernels import PROVISIONER, ForkedKernelProcess, WarmKernelError, WarmProvisioner, warm_kernelspec
+from coursekit.kernels.warm_kernels import (
+    PROVISIONER,
+    ForkedKernelProcess,
+    WarmKernelError,
+    WarmProvisioner,
+    warm_kernelspec,
+)
 
 
 def test_kernelspec_names_the_provisioner_and_this_python(tmp_path: Path) -> None:
@@ -46,7 +52,7 @@ def test_sockets_that_are_not_the_kernels_own_are_refused(tmp_path: Path, plante
 
     from jupyter_client.manager import KernelManager
 
-    from coursekit import sandbox
+    from coursekit.kernels import sandbox
 
     if planted == "another process's socket" and not sandbox.really_root():
         pytest.skip("without root a kernel has the grader's uid: told apart from its sockets only as root")

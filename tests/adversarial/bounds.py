@@ -8,7 +8,7 @@ from collections.abc import Callable
 import nbformat
 from nbformat import NotebookNode
 
-from coursekit import cohort
+from coursekit.course import cohort
 
 
 def insert_before(grade_id: str, *sources: str) -> Callable[[NotebookNode], None]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from coursekit import cohort
+from coursekit.course import cohort
 
 from . import active_content, bounds, planted
 from .routes_payloads import FORGE_REPLAY, KILL_WRITER, REACH_SUBMISSIONS
@@ -48,7 +48,7 @@ class Hostile:
     raw: Callable[[NotebookNode], bytes | None] | None = None  # the file's bytes instead (None: no file)
     # The autograded test cells hold the judge's verdict alone: whatever the trick printed or displayed is gone.
     verdict_only: bool = False
-    # Lost cells whose verdict must be the judge's refusal of a tampered cell (coursekit.judge.TAMPERED).
+    # Lost cells whose verdict must be the judge's refusal of a tampered cell (coursekit.steps.judge.TAMPERED).
     tampered: tuple[str, ...] = ()
     # Called with the submission folder (submitted/<id>/<assignment>) once the notebook is written: plants other
     # files, links, named pipes or a timestamp.txt beside it, or replaces the notebook or the folder itself.

@@ -35,8 +35,10 @@ import pytest
 from nbgrader.api import Gradebook
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from coursekit import ASSIGNMENT, COURSE_ID, cohort, scores, staleness
-from coursekit.course import Course
+from coursekit import ASSIGNMENT, COURSE_ID
+from coursekit.course import cohort, staleness
+from coursekit.course.directory import Course
+from coursekit.exports import scores
 
 from ..adversarial import active_content
 from ..conftest import copy_course
@@ -221,7 +223,7 @@ def test_grading_is_unaffected_and_no_web_page_is_copied(graded: Course) -> None
             html = output.get("data", {}).get("text/html", "")
             assert active(html).found == [] and active(html).handlers == [], html[:200]
             assert set(output.get("data", {})) <= {"text/plain", "text/html", "image/png", "image/jpeg"}
-    # The kit's own stamp (coursekit/staleness.py) is written after the sanitizer, by the grader.
+    # The kit's own stamp (coursekit/course/staleness.py) is written after the sanitizer, by the grader.
     assert set(notebook.metadata) <= {"kernelspec", "language_info", staleness.METADATA_KEY}
 
 

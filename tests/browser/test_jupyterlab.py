@@ -24,7 +24,7 @@ import pytest
 from nbgrader import __version__ as nbgrader_version
 from playwright.sync_api import Locator, Page, expect
 
-from coursekit import cohort
+from coursekit.course import cohort
 
 from .conftest import REPO_ROOT, LabServer
 

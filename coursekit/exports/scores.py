@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from . import ASSIGNMENT
-from .gradebook import open_gradebook
-from .intake import shown
+from coursekit import ASSIGNMENT
+from coursekit.course.gradebook import open_gradebook
+from coursekit.engine.intake import shown
 
 GROUPS: tuple[str, ...] = ("model", "loss", "train", "convergence", "plot")
 

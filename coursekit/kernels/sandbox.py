@@ -1,6 +1,6 @@
 """Confine a forked kernel child before it runs a student's code.
 
-`confine()` runs in the warm parent's forked child (coursekit/warm_kernels.py), while it is still
+`confine()` runs in the warm parent's forked child (coursekit/kernels/warm_kernels.py), while it is still
 single-threaded and before it becomes an ipykernel:
 
 - filesystem: a new mount namespace whose root is an empty tmpfs holding only the system (read-only),
@@ -46,7 +46,7 @@ from typing import NoReturn
 
 # Paths under the kit's folder that a kernel needs: bound back read-only, everything else of it hidden.
 KERNEL_VISIBLE = (".venv", "grader_observe")
-KIT = Path(__file__).resolve().parents[1]
+KIT = Path(__file__).resolve().parents[2]
 
 SANDBOX_UID_BASE = 2_000_000_000  # + the kernel's pid: a uid no real user has, one per kernel
 SYSTEM = ("/usr", "/etc")

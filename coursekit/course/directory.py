@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import ASSIGNMENT
+from coursekit import ASSIGNMENT
 
 # The gradebook's SQLAlchemy URL, for coursekit and for the nbgrader commands it runs (nbgrader_config.py).
 DB_URL_ENV = "COURSEKIT_DB_URL"
@@ -115,9 +115,9 @@ class Course:
 
         `warm`: kernels forked from the warm parent, sandboxed. `unsandboxed`: plain kernels with the
         instructor's permissions, for trusted notebooks only; without either, `autograde` is refused
-        (coursekit/routes.py).
+        (coursekit/engine/routes.py).
         """
-        from .warm_kernels import warm_environment
+        from coursekit.kernels.warm_kernels import warm_environment
 
         base = dict(env if env is not None else self.environment())
         if unsandboxed and not warm:

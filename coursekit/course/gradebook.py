@@ -4,7 +4,7 @@ Workers run the real `nbgrader autograde` in scratch courses. nbgrader reads the
 from a gradebook there (grade cells and their points, the source of every locked cell, which it puts
 back before executing), and writes grades. Handing each worker a SQLite gradebook that holds that
 structure and nothing else keeps the real gradebook, whatever its database, out of their reach: only
-the single writer (coursekit/workers.py) ever writes it.
+the single writer (coursekit/engine/workers.py) ever writes it.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 
-from . import ASSIGNMENT, COURSE_ID
-from .course import Course, CourseError, nbgrader_executable
+from coursekit import ASSIGNMENT, COURSE_ID
+from coursekit.course.directory import Course, CourseError, nbgrader_executable
 
 
 def open_gradebook(db_url: str) -> Gradebook:

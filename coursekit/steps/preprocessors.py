@@ -10,8 +10,8 @@ from nbformat import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from .judge import RESOURCE_KEY, one_sentence_a_line
-from .routes import REPLAY_KEY
+from coursekit.engine.routes import REPLAY_KEY
+from coursekit.steps.judge import RESOURCE_KEY, one_sentence_a_line
 
 __all__ = ["NoWorkerExecution", "ReplayExecution", "SanitizeTestOutputs", "one_sentence_a_line"]
 
@@ -47,7 +47,7 @@ class ReplayExecution(NbGraderPreprocessor):
     """Execute's place in the gradebook writer: the outputs of a worker's sandboxed execution, never a kernel.
 
     Takes each code cell's outputs from the worker's autograded copy of exactly this submission, the file
-    the coordinator named for it (`resources[REPLAY_KEY]["executed"]`, see coursekit/routes.py). The worker
+    the coordinator named for it (`resources[REPLAY_KEY]["executed"]`, see coursekit/engine/routes.py). The worker
     ran nbgrader's own sanitizing and Execute steps on the same bytes and gradebook, so the cells match one for
     one. When there is no such copy, or its cells do not match, this raises: the submission fails with that
     reason, stays ungraded and is executed again, by a worker, in the next run. Replayed outputs were judged by

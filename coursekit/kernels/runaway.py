@@ -206,7 +206,7 @@ class GuardedExecute(Execute):
         return error_output("CellTimeoutError", f"this cell ran past the {self.timeout} s limit")
 
     def _death_reason(self) -> str:
-        """Why the kernel died, when the warm parent killed it at the deadline (coursekit/warm_kernels.py)."""
+        """Why the kernel died, when the warm parent killed it at the deadline (coursekit/kernels/warm_kernels.py)."""
         # Asked of the warm parent over its own socket (bounded): never read from a folder the kernel can write.
         reason = getattr(getattr(self.km, "provisioner", None), "death_reason", lambda: "")()
         return f"the kernel was stopped while running this cell: {reason}" if reason else DIED

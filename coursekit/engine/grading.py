@@ -1,9 +1,9 @@
 """Grade a cohort: workers execute chunks, one writer records every grade in the real gradebook.
 
 1. `workers.build_bundle` makes what a worker needs, once: source/, the config and a scratch gradebook.
-2. A runner (coursekit/runners.py: threads here, or a Dask cluster) executes chunks of submissions with
+2. A runner (coursekit/engine/runners.py: threads here, or a Dask cluster) executes chunks of submissions with
    `workers.execute_chunk`; a few chunks are in flight at a time, so memory stays flat for any cohort.
-3. As chunks come back, their notebooks go into a replay folder and the writer (coursekit/autograder.py:
+3. As chunks come back, their notebooks go into a replay folder and the writer (coursekit/engine/autograder.py:
    nbgrader's Autograde with `ReplayExecution`) records them in batches. So a grade is kept as soon as
    its batch is recorded, and Ctrl-C loses only what was still executing: a rerun grades the rest.
 """
@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from . import ASSIGNMENT, completion, intake
-from .autograder import AutograderProcess
-from .course import Course, CourseError
-from .routes import REPLAY_ENV, sha256
-from .runners import ChunkFuture, DaskRunner, LocalRunner, runner_for
-from .workers import NOTEBOOK, WORKER_CRASH, ChunkResult, ChunkStopped, build_bundle, pending
+from coursekit import ASSIGNMENT
+from coursekit.course.directory import Course, CourseError
+from coursekit.engine import completion, intake
+from coursekit.engine.autograder import AutograderProcess
+from coursekit.engine.routes import REPLAY_ENV, sha256
+from coursekit.engine.runners import ChunkFuture, DaskRunner, LocalRunner, runner_for
+from coursekit.engine.workers import NOTEBOOK, WORKER_CRASH, ChunkResult, ChunkStopped, build_bundle, pending
 
 RECORDED = "graded"
 WRITER_ERROR = "nbgrader error (recording)"
@@ -108,11 +109,11 @@ class Summary:
 
 
 class Writer(AutograderProcess):
-    """The one gradebook writer: coursekit.autograder in the real course, replaying the workers' outputs."""
+    """The one gradebook writer: coursekit.engine.autograder in the real course, replaying the workers' outputs."""
 
     def __init__(self, course: Course, replay: Path, log: Path) -> None:
         replay.mkdir(parents=True, exist_ok=True)
-        # It grades what intake staged, never submitted/ (extra files, links): coursekit/intake.py.
+        # It grades what intake staged, never submitted/ (extra files, links): coursekit/engine/intake.py.
         super().__init__(course.root, {**course.environment(), REPLAY_ENV: str(replay)}, log,
                          (intake.NBGRADER_OPTION,))
 
@@ -195,7 +196,7 @@ def grade(
 ) -> Summary:
     """Grade `students`' submissions with `runner`; record each in the real gradebook; print a summary.
 
-    Each submission is staged by intake first (coursekit/intake.py): workers and the writer see only that.
+    Each submission is staged by intake first (coursekit/engine/intake.py): workers and the writer see only that.
     `refused`: ids intake refused ({id: why}), listed as failed.
     """
     out = out or sys.stdout  # looked up at each call: whoever replaced sys.stdout since import gets the output

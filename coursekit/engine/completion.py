@@ -4,7 +4,7 @@ nbgrader writes a student's autograded folder before it executes anything and re
 at a time, so after a grader killed half-way (kill -9, a power cut) a folder can exist for a student
 whose grades are missing or partial. Only the gradebook knows: a student is graded when every grade
 cell of their submission has an automatic score and their autograded notebook is on disk, graded by
-the assignment as it is now (coursekit/staleness.py: not stale after a change of points, cells or checks).
+the assignment as it is now (coursekit/course/staleness.py: not stale after a change of points, cells or checks).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import shutil
 
 from nbgrader.api import MissingEntry
 
-from . import ASSIGNMENT
-from .course import Course
-from .gradebook import open_gradebook
-from .staleness import stale
+from coursekit import ASSIGNMENT
+from coursekit.course.directory import Course
+from coursekit.course.gradebook import open_gradebook
+from coursekit.course.staleness import stale
 
 
 def completely_graded(course: Course, students: list[str]) -> set[str]:

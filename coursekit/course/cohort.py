@@ -2,7 +2,7 @@
 
 Each student is the release notebook with the three solution cells filled in. `EXPECTED` says
 which test cells each student loses: the e2e tests hold nbgrader's scores to it exactly.
-`python -m coursekit.cohort` rewrites demo/cohort/ from the release and this file.
+`python -m coursekit.course.cohort` rewrites demo/cohort/ from the release and this file.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import nbformat
 
-from . import ASSIGNMENT
-from .course import Course
+from coursekit import ASSIGNMENT
+from coursekit.course.directory import Course
 
 MODEL = '''class Model(object):
   def __init__(self):

@@ -4,7 +4,7 @@ A plain kernel pays TensorFlow's import (about 5 s here) for every submission. A
 heavy libraries once and waits on a UNIX socket; for each kernel that jupyter_client starts,
 `WarmProvisioner` asks it to fork a child that becomes an ipykernel on the connection file
 jupyter_client wrote. Children share nothing after the fork, and each runs in its own session, confined by
-`coursekit.sandbox` before it runs any of the student's code (as pid 1 of a PID namespace of its own, with an
+`coursekit.kernels.sandbox` before it runs any of the student's code (as pid 1 of a PID namespace of its own, with an
 allow-listed environment): it binds unix sockets in a folder of its own (jupyter_client's `ipc` transport: it
 has no network), which nbgrader's side moves out of its reach before connecting, and the parent kills it
 when it outlives the per-submission deadline. No process of the grader opens a path a kernel can write.
@@ -38,11 +38,11 @@ from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner
 from traitlets import Unicode
 
-from . import probe_child, sandbox
-from .course import CourseError
+from coursekit.course.directory import CourseError
+from coursekit.kernels import probe_child, sandbox
 
 PROVISIONER = "coursekit-warm"
-REQUEST_PROBE = probe_child.REQUEST  # fork a probe child (coursekit/probe_child.py), not a kernel
+REQUEST_PROBE = probe_child.REQUEST  # fork a probe child (coursekit/kernels/probe_child.py), not a kernel
 SOCKET_ENV = "COURSEKIT_WARM_SOCKET"
 # Imported once in the parent. Not pyplot, nor the inline backend: they hook into the kernel's shell when
 # imported, and the shell exists only in the child. The rest of what the child would import on its first
@@ -181,7 +181,7 @@ class Kernels:
         now = time.monotonic()
         for pid, deadline in list(self.deadlines.items()):
             if now > deadline:
-                # Kept here, before the kill, for nbgrader's side to ask (coursekit/runaway.py).
+                # Kept here, before the kill, for nbgrader's side to ask (coursekit/kernels/runaway.py).
                 self.reasons[pid] = f"the submission ran past its {self.limits.deadline:g} s limit"
                 while len(self.reasons) > self.KEPT_REASONS:
                     del self.reasons[next(iter(self.reasons))]
@@ -285,7 +285,7 @@ class Zygote:
         # Its environment is the allow-listed one: a kernel forked from it can read the environment it was
         # started with (/proc/self/environ, its own memory), whatever the kernel's os.environ says.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "coursekit.warm_kernels", self.socket_path],
+            [sys.executable, "-m", "coursekit.kernels.warm_kernels", self.socket_path],
             env=sandbox.kernel_environment(self.env, parent=True), stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, text=True,
         )

@@ -5,7 +5,7 @@ the student's parts with stand-ins for the wrong ones. Those stand-ins are the r
 never enter the student's kernel, where student code could take them (a replaced observer, an IPython hook,
 `In`, `gc`). They go to a probe child instead:
 
-- forked by the warm parent (coursekit/warm_kernels.py: TensorFlow already imported), in its own session,
+- forked by the warm parent (coursekit/kernels/warm_kernels.py: TensorFlow already imported), in its own session,
   confined by `sandbox.confine` with the kernels' limits and deadline, with an environment of its own;
 - not a Jupyter kernel: an IPython InteractiveShell, matplotlib on Agg, every output discarded;
 - it replays the student's code cells (the non-test cells above the cell being judged, as source text),
@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import sandbox
+from coursekit.kernels import sandbox
 
 REQUEST = "probe_child"  # the warm parent's request type (warm_kernels.serve)
 MAX_REQUEST = 16 << 20  # the student's cells, as sent: bounded by the intake's 20 MiB per notebook
@@ -121,7 +121,7 @@ class _Session:
         for source in request.get("cells", []):
             with contextlib.suppress(BaseException), _interrupted_after(limit):
                 # A failing cell is the student's: go on, as nbgrader does. A cell past the limit is interrupted
-                # as the kernel's was (coursekit/runaway.py), and the replay goes on.
+                # as the kernel's was (coursekit/kernels/runaway.py), and the replay goes on.
                 self.shell.run_cell(str(source), store_history=True)
         return collect_apart(str(request.get("probe", "")), self.shell.user_ns, self.stand_ins(),
                              str(request.get("mix", "")))
@@ -216,7 +216,7 @@ def redact(value: Any, key: str = "", depth: int = 0) -> Any:
 
 
 def _socket_path() -> str:
-    from .warm_kernels import SOCKET_ENV
+    from coursekit.kernels.warm_kernels import SOCKET_ENV
 
     return os.environ.get(SOCKET_ENV, "") or _private_parent()
 
@@ -231,7 +231,7 @@ def _private_parent() -> str:
     Started once per process, stopped at exit. Its kernels would be unsandboxed anyway, so it confines its
     children as far as the machine allows instead of refusing.
     """
-    from .warm_kernels import Zygote
+    from coursekit.kernels.warm_kernels import Zygote
 
     with _PRIVATE_LOCK:
         if "zygote" not in _PRIVATE:

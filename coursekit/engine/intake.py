@@ -36,8 +36,8 @@ from typing import Any
 
 import nbformat
 
-from . import ASSIGNMENT
-from .course import Course
+from coursekit import ASSIGNMENT
+from coursekit.course.directory import Course
 
 # A solved notebook with its four figures is about 0.2 MB; anything this large is not an honest submission.
 MAX_BYTES = 20 * 1024 * 1024

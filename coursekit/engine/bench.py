@@ -15,9 +15,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import ASSIGNMENT, cohort, grading, scores
-from .course import Course
-from .memory import MemorySampler
+from coursekit import ASSIGNMENT
+from coursekit.course import cohort
+from coursekit.course.directory import Course
+from coursekit.engine import grading
+from coursekit.engine.memory import MemorySampler
+from coursekit.exports import scores
 
 
 def _course_with_cohort(root: Path, repo: Course, students: int) -> tuple[Course, list[str]]:

@@ -1,11 +1,11 @@
 """The worker's side of grading: execute a chunk of submissions, given only bytes.
 
 `execute_chunk(bundle, notebooks)` runs nbgrader's autograde on the chunk, in this thread's long-lived
-executor (coursekit/autograder.py: nbgrader imported once), in a scratch course built from `bundle`
+executor (coursekit/engine/autograder.py: nbgrader imported once), in a scratch course built from `bundle`
 (source/, release/, nbgrader_config.py and a gradebook holding only the assignment's structure, see
 `build_bundle`), with kernels forked from this process's warm parent, and returns each executed notebook
 or why there is none. It reads nothing of the real course, so it runs the same in a thread here or in a
-Dask worker on another machine. Recording grades is the coordinator's job (coursekit/grading.py): one
+Dask worker on another machine. Recording grades is the coordinator's job (coursekit/engine/grading.py): one
 writer, the real gradebook.
 """
 
@@ -29,11 +29,12 @@ from typing import Any
 import nbformat
 import psutil
 
-from . import ASSIGNMENT, intake
-from .autograder import AutograderProcess
-from .completion import completely_graded
-from .course import Course
-from .warm_kernels import SOCKET_ENV, warm_environment
+from coursekit import ASSIGNMENT
+from coursekit.course.directory import Course
+from coursekit.engine import intake
+from coursekit.engine.autograder import AutograderProcess
+from coursekit.engine.completion import completely_graded
+from coursekit.kernels.warm_kernels import SOCKET_ENV, warm_environment
 
 # Why a submission has no executed notebook; the summary table groups failures by these.
 BAD_NOTEBOOK = "bad notebook"
@@ -161,7 +162,7 @@ atexit.register(WARM.stop)
 
 
 class _Executor:
-    """coursekit.autograder in a scratch course holding one bundle, with this process's warm kernels.
+    """coursekit.engine.autograder in a scratch course holding one bundle, with this process's warm kernels.
 
     One per thread that executes chunks (threads of a LocalRunner, or of a Dask worker), kept from chunk to
     chunk so nbgrader's imports are paid once; replaced after `RECYCLE_AFTER` submissions, so whatever

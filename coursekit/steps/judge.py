@@ -28,12 +28,11 @@ from nbformat import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 
+from coursekit.kernels.probe_child import ProbeChild, ProbeChildError
+from coursekit.kernels.runaway import RUNAWAY_ERRORS, GuardedExecute, message_size
+from coursekit.steps.observation_limits import MAX_OBSERVATION_BYTES, bounded
 from grader_observe import MIME, inputs
 from grader_tests import checks, stand_ins_source
-
-from .observation_limits import MAX_OBSERVATION_BYTES, bounded
-from .probe_child import ProbeChild, ProbeChildError
-from .runaway import RUNAWAY_ERRORS, GuardedExecute, message_size
 
 RESOURCE_KEY = "coursekit_judge"
 OBSERVE_CALL = re.compile(r"""observe\(\s*(["'])(?P<grade_id>\w+)\1\s*,\s*globals\(\)\s*\)""")
@@ -72,7 +71,7 @@ def is_test_cell(cell: NotebookNode) -> bool:
 
 
 class ApartProbes:
-    """The probe children of one notebook's run (coursekit/probe_child.py), and what they observed.
+    """The probe children of one notebook's run (coursekit/kernels/probe_child.py), and what they observed.
 
     One child, sent the stand-in Model and loss, observes train: it starts with the notebook and replays the
     student's cells while the kernel runs them (its latency hidden: measured, starting it after the first
@@ -299,7 +298,8 @@ class JudgeObservations(NbGraderPreprocessor):  # enabled by default, unlike nbc
                 grade_id = cell.metadata.nbgrader["grade_id"]
                 observations = observations_of(cell, grade_id, nonce)
                 judged = verdict(grade_id, observations, index in cleared, apart.get(index), train)
-                # A cell that timed out, or that never ran after the kernel died, says so (coursekit/runaway.py).
+                # A cell that timed out, or that never ran after the kernel died, says so
+                # (coursekit/kernels/runaway.py).
                 stopped = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"
                            and o.get("ename") in RUNAWAY_ERRORS]
                 cell.outputs = stopped[-1:] if stopped and not observations and index not in cleared else judged

@@ -1,6 +1,6 @@
 """Which route runs a submission's code in this course, and the guards that keep every route sandboxed.
 
-Student code runs only in kernels the warm parent forked and confined (coursekit/warm_kernels.py). Every
+Student code runs only in kernels the warm parent forked and confined (coursekit/kernels/warm_kernels.py). Every
 `nbgrader autograde` in this course reads nbgrader_config.py, which asks `autograde_route` how it was
 started:
 
@@ -32,8 +32,8 @@ from nbconvert.exporters import NotebookExporter
 from nbgrader.converters import Autograde
 from nbgrader.converters.base import NbGraderException
 
-from .course import UNSANDBOXED_ENV
-from .warm_kernels import PROVISIONER, SOCKET_ENV, WarmKernelError, WarmProvisioner
+from coursekit.course.directory import UNSANDBOXED_ENV
+from coursekit.kernels.warm_kernels import PROVISIONER, SOCKET_ENV, WarmKernelError, WarmProvisioner
 
 REPLAY_ENV = "COURSEKIT_REPLAY_DIR"
 # What the coordinator tells the writer about one submission, in nbconvert's resources (see ReplayAutograde).
@@ -163,9 +163,9 @@ class VerifyingExporter(NotebookExporter):
 class ReplayAutograde(LiteralAutograde):
     """The writer's Autograde: records one student's worker execution; it has no way to execute.
 
-    `replay` (set per student by coursekit.autograder): {"sha256": digest of the submitted bytes the worker
+    `replay` (set per student by coursekit.engine.autograder): {"sha256": digest of the submitted bytes the worker
     executed, "executed": the worker's autograded notebook}. The submission is read through
-    `VerifyingExporter`; `ReplayExecution` (coursekit/preprocessors.py) takes the outputs from "executed".
+    `VerifyingExporter`; `ReplayExecution` (coursekit/steps/preprocessors.py) takes the outputs from "executed".
     """
 
     replay: dict[str, str] | None = None

@@ -7,7 +7,7 @@ Every autograded notebook carries, in its metadata, a fingerprint of what produc
   each protected cell's source, hidden tests included (nbgrader's own checksums), so the release's
   cells and points;
 - the hidden checks (`grader_tests/`) and the observer the kernel runs (`grader_observe/`), byte for byte;
-- the due date and the late penalty rule (coursekit/late.py), which decide each submission's penalty.
+- the due date and the late penalty rule (coursekit/course/late.py), which decide each submission's penalty.
 A student whose notebook's fingerprint is not the current one is stale: `make grade` regrades exactly
 them, and exports and feedback refuse to go out until it has. Why the notebook and not a table of the
 kit's: the fingerprint is written in the same file as the outputs it vouches for, by the step that
@@ -28,9 +28,10 @@ from nbformat import NotebookNode
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from . import ASSIGNMENT, late
-from .course import Course
-from .gradebook import open_gradebook
+from coursekit import ASSIGNMENT
+from coursekit.course import late
+from coursekit.course.directory import Course
+from coursekit.course.gradebook import open_gradebook
 
 METADATA_KEY = "coursekit"
 # The packages whose code decides the points: the checks (in the grader) and the observer (in the kernel).

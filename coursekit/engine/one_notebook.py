@@ -2,7 +2,7 @@
 
 `pytest grader_tests --notebook PATH` (grader_tests/conftest.py) uses it: the notebook is any file, a
 student's included, so its code runs where a submission's runs, in a kernel forked from the warm parent and
-confined by coursekit/sandbox.py, never in the pytest process. A scratch course (this course's source,
+confined by coursekit/kernels/sandbox.py, never in the pytest process. A scratch course (this course's source,
 release and config, a gradebook of its own) holds it as the only submission; nbgrader's autograde with the
 kit's steps (restored test cells, the observer, the judge) grades it; each test cell's verdict and score is
 read back from the scratch course, which is then removed.
@@ -16,11 +16,13 @@ from pathlib import Path
 
 import nbformat
 
-from . import ASSIGNMENT, intake, scores
-from .course import Course
+from coursekit import ASSIGNMENT
+from coursekit.course.directory import Course
+from coursekit.engine import intake
+from coursekit.exports import scores
 
 STUDENT = "notebook"
-KIT = Path(__file__).resolve().parents[1]
+KIT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ def grade(notebook: Path, course: Course | None = None) -> dict[str, Verdict]:
         scratch_course = source.scratch_copy(Path(scratch) / "course")
         scratch_course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
         scratch_course.submit(STUDENT, notebook)
-        # What intake takes (coursekit/intake.py) is what nbgrader grades, as in `make grade`.
+        # What intake takes (coursekit/engine/intake.py) is what nbgrader grades, as in `make grade`.
         rejected = {r.student_id: r.reason for r in intake.screen(scratch_course, [STUDENT]).rejected}
         scratch_course.nbgrader("autograde", ASSIGNMENT, intake.NBGRADER_OPTION, "--force", "--student", STUDENT,
                                 quiet=True, warm=True)

@@ -47,7 +47,7 @@ KEPT_AS_IS = frozenset({"text/plain", "image/png", "image/jpeg", "text/latex"})
 IMAGE_METADATA = ("image/png", "image/jpeg")
 CELL_METADATA = frozenset({"nbgrader", "tags", "editable", "deletable"})
 # kernelspec is restored from the gradebook by nbgrader's OverwriteKernelspec; language_info is reduced to its
-# name below; coursekit-rejected is intake's own note (coursekit/intake.py).
+# name below; coursekit-rejected is intake's own note (coursekit/engine/intake.py).
 NOTEBOOK_METADATA = frozenset({"kernelspec", "language_info", "coursekit-rejected"})
 DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif);base64,[A-Za-z0-9+/=\s]*", re.IGNORECASE)
 # One HTML block in every markdown renderer (CommonMark's type 6 ends only at a blank line, and the whole

@@ -1,13 +1,13 @@
 """A long-lived `nbgrader autograde`: student ids in, one outcome each out. Pays nbgrader's imports once.
 
-`python -m coursekit.autograder [nbgrader options]`, started in a course directory, initialises nbgrader's
+`python -m coursekit.engine.autograder [nbgrader options]`, started in a course directory, initialises nbgrader's
 `AutogradeApp` once with the course's config (plus the options), then reads one batch a line on stdin and runs
 nbgrader's `Autograde` converter for each student in it (what `nbgrader autograde ASSIGNMENT --force --student
-ID` runs, with the id taken literally: coursekit/routes.py), replying one JSON line a batch on stdout:
+ID` runs, with the id taken literally: coursekit/engine/routes.py), replying one JSON line a batch on stdout:
 {"ok": [ids], "failed": {id: reason}}, where failed means nbgrader raised or logged an error. It ends when
 stdin closes.
 
-The kit runs it in two places (coursekit/grading.py, coursekit/workers.py):
+The kit runs it in two places (coursekit/engine/grading.py, coursekit/engine/workers.py):
 - each worker's executor, in a scratch course with a structure-only gradebook, with warm kernels: an
   `nbgrader` process per chunk would pay 3-7 s of imports each time. A batch is a JSON list of ids.
 - the one gradebook writer, in the real course with COURSEKIT_REPLAY_DIR set. It never executes: a batch is
@@ -30,7 +30,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import ASSIGNMENT
+from coursekit import ASSIGNMENT
 
 
 class _Errors(logging.Handler):
@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
     os.dup2(2, 1)
     from nbgrader.apps.autogradeapp import AutogradeApp
 
-    from .routes import LiteralAutograde, ReplayAutograde, autograde_route
+    from coursekit.engine.routes import LiteralAutograde, ReplayAutograde, autograde_route
 
     app = AutogradeApp()
     app.initialize([ASSIGNMENT, "--force", *argv])
@@ -107,7 +107,7 @@ class AutograderProcess:
         self.log_path = log
         self._log = open(log, "w")  # noqa: SIM115 - closed in close()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "coursekit.autograder", *options], cwd=cwd, env=env,
+            [sys.executable, "-m", "coursekit.engine.autograder", *options], cwd=cwd, env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
             preexec_fn=ignore_interrupts,  # Ctrl-C must not stop it halfway through a batch
         )

@@ -1,7 +1,7 @@
 """Who executes chunks: threads on this machine (default), or a Dask distributed cluster.
 
 Both run `workers.execute_chunk` and hand back futures (`done()`, `result()`, `cancel()`), so the
-coordinator in coursekit/grading.py treats them alike. On this machine the heavy work is in each
+coordinator in coursekit/engine/grading.py treats them alike. On this machine the heavy work is in each
 thread's executor (an nbgrader subprocess) and its kernels, so one thread per core is enough to use every
 core, and all chunks share one warm kernel parent.
 """
@@ -14,8 +14,8 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
-from .course import CourseError
-from .workers import EXECUTORS, WARM, ChunkResult, execute_chunk
+from coursekit.course.directory import CourseError
+from coursekit.engine.workers import EXECUTORS, WARM, ChunkResult, execute_chunk
 
 
 class ChunkFuture(Protocol):
@@ -126,7 +126,7 @@ class DaskRunner:
 
 
 def _coursekit_version() -> str:
-    from . import ASSIGNMENT
+    from coursekit import ASSIGNMENT
 
     return ASSIGNMENT
 

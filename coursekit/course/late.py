@@ -8,7 +8,7 @@ nbgrader keeps the due date in the gradebook and computes each submission's pena
 feedback subtract it. `make release` and `make grade` copy the configured due date into the gradebook
 (`sync_due_date`), so a date set in formgrader is replaced by this one; `coursekit scores` subtracts the
 same recorded penalty, so all three agree. Both settings are part of what graded a notebook
-(coursekit/staleness.py): after changing either, `make grade` regrades the submissions.
+(coursekit/course/staleness.py): after changing either, `make grade` regrades the submissions.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from traitlets import Float, Unicode
 from traitlets.config import Config, Configurable
 from traitlets.config.loader import PyFileConfigLoader
 
-from . import ASSIGNMENT
-from .course import Course, CourseError
-from .gradebook import open_gradebook
+from coursekit import ASSIGNMENT
+from coursekit.course.directory import Course, CourseError
+from coursekit.course.gradebook import open_gradebook
 
 DAY = 24 * 3600
 

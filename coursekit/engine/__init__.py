@@ -1,0 +1,1 @@
+"""Grading a cohort: intake from submitted/, workers that execute, one writer that records grades."""

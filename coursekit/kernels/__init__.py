@@ -1,0 +1,1 @@
+"""Where student code runs: warm forked kernels, their sandbox, probe children, runaway-proof execution."""
