@@ -23,6 +23,7 @@ from coursekit.engine import intake
 from coursekit.engine.grading import REFUSED_ID, Summary
 from coursekit.exports.csv_export import neutralised
 
+from .adversarial import planted
 from .conftest import REPO, copy_course
 
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
@@ -253,15 +254,7 @@ BAD_TIMESTAMPS: dict[str, bytes | str] = {
 
 @pytest.mark.parametrize("kind", sorted(BAD_TIMESTAMPS))
 def test_an_unusable_timestamp_is_dropped_and_noted(course: Course, kind: str) -> None:
-    target = _honest(course, kind) / "timestamp.txt"
-    content = BAD_TIMESTAMPS[kind]
-    if content == "link":
-        os.symlink("/dev/zero", target)
-    elif content == "fifo":
-        os.mkfifo(target)
-    else:
-        assert isinstance(content, bytes)
-        target.write_bytes(content)
+    planted.timestamp(BAD_TIMESTAMPS[kind])(_honest(course, kind))
     outcome = intake.screen(course, [kind])
     assert not outcome.rejected
     assert len(outcome.notes[kind]) == 1 and "graded without a submission time" in outcome.notes[kind][0]
