@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from coursekit import ASSIGNMENT, cli
-from coursekit.course.directory import CourseError
+from coursekit.course.directory import Course, CourseError
 from coursekit.engine.intake import MAX_BYTES, NOTEBOOK, id_problem
 from coursekit.lms import archives, roster
 from coursekit.lms.archives import CANVAS_NAME, MOODLE_NAME, Person
@@ -331,3 +331,39 @@ def test_roster_and_collect_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
     assert cli.main(["collect", str(canvas_zip), "--lms", "canvas"], course=course) == 0
     assert "exists already" in capsys.readouterr().err
     assert NOTEBOOK in {p.name for p in (course.submitted / "sobrien" / ASSIGNMENT).iterdir()}
+
+
+@pytest.mark.parametrize("text", [
+    "First name,Last name\nA,B\x00C\n",                       # NUL
+    "First name,Last name,ID number\nA,B," + "x" * 200_000 + "\n",  # a field over csv's limit
+    'First name,Last name,ID number\n"A,B,c\n',                 # an unclosed quote
+])
+def test_hostile_roster_text_never_crashes(text: str) -> None:
+    try:
+        parsed = roster.parse(text)
+    except CourseError as exc:
+        assert "not valid CSV" in str(exc) or "roster" in str(exc)
+    else:
+        assert all(id_problem(s.id) is None for s in parsed.students)
+
+
+def test_roster_command_with_no_usable_row_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Student,ID,SIS User ID,SIS Login ID,Section\n\"Dot, Dot\",5,,..,A\n", encoding="utf-8")
+    scratch = Course(tmp_path)  # no gradebook is written: nothing reaches nbgrader
+    assert cli.main(["roster", str(bad)], course=scratch) == 1
+    err = capsys.readouterr().err
+    assert "line 2: student id '..' refused" in err and "no student imported" in err
+    assert not (tmp_path / "gradebook.db").exists()
+
+
+def test_archive_must_be_a_regular_zip(tmp_path: Path) -> None:
+    (tmp_path / "not.zip").write_bytes(b"PK\x03\x04 but not a zip")
+    with pytest.raises(CourseError, match="not a zip archive"):
+        archives._open_archive(tmp_path / "not.zip")
+    real = _zip_file(tmp_path / "real.zip", [("a.ipynb", NB)])
+    (tmp_path / "link.zip").symlink_to(real)
+    with pytest.raises(CourseError, match="cannot open the archive"):
+        archives._open_archive(tmp_path / "link.zip")
+    with archives._open_archive(real) as archive:
+        assert archive.namelist() == ["a.ipynb"]
