@@ -245,6 +245,8 @@ def import_roster(course: Course, args: argparse.Namespace) -> None:
 def collect_submissions(course: Course, args: argparse.Namespace) -> None:
     from coursekit.lms import archives
 
+    if args.worksheet and args.lms != "moodle":
+        raise CourseError("--worksheet is Moodle's grading worksheet: use it with --lms moodle")
     collected = archives.collect(course, Path(args.archive), args.lms, force=args.force,
                                  worksheet=Path(args.worksheet) if args.worksheet else None, timezone=args.timezone)
     for line in collected.report:

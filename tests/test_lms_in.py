@@ -289,7 +289,7 @@ def test_roster_and_collect_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
     assert cli.main(["roster", str(tmp_path / "canvas.csv")], course=course) == 0
     canvas_zip = _zip_file(tmp_path / "canvas.zip", [
         ("obriensean_1001_500_custom_training_basics.ipynb", solved),
-        ("nakamura花子_LATE_1003_501_Custom Training Basics (1).ipynb", solved),
+        ("nakamura花子_LATE_1003_501_Custom Training Basics (1).IPYNB", solved),
         ("stranger_9999_502_custom_training_basics.ipynb", solved),
         ("../../../escape_1001_503_custom_training_basics.ipynb", solved),
     ])
@@ -367,3 +367,11 @@ def test_archive_must_be_a_regular_zip(tmp_path: Path) -> None:
         archives._open_archive(tmp_path / "link.zip")
     with archives._open_archive(real) as archive:
         assert archive.namelist() == ["a.ipynb"]
+
+
+def test_repeated_entry_name_keeps_the_first_and_says_so() -> None:
+    archive = zip_of([("obriensean_1001_500_custom_training_basics.ipynb", NB),
+                      ("obriensean_1001_500_custom_training_basics.ipynb", b"{}")])
+    chosen, report = archives.plan(archive, "canvas", PEOPLE, set(), False)
+    assert chosen["sobrien"].info is archive.infolist()[0]
+    assert "the same name twice in the archive" in report[0]

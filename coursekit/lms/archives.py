@@ -271,8 +271,9 @@ def plan(archive: zipfile.ZipFile, lms: str, people: list[Person], existing: set
             del chosen[student]
             continue
         chosen[student] = keep
-        report.append(f"{shown(student)}: {shown(drop.entry)} left out: {shown(keep.entry)} is taken "
-                      f"({'named ' + NOTEBOOK if keep.rank[0] > drop.rank[0] else 'the later upload'})")
+        why = ("named " + NOTEBOOK if keep.rank[0] > drop.rank[0] else "the later upload" if keep.rank > drop.rank
+               else "the same name twice in the archive: the first is taken")
+        report.append(f"{shown(student)}: {shown(drop.entry)} left out: {shown(keep.entry)} is taken ({why})")
     for student in sorted(chosen):
         submission = chosen[student]
         folder = course_submitted / student if course_submitted else None
@@ -351,7 +352,9 @@ def collect(course: Course, archive_path: Path, lms: str, force: bool = False,
             if isinstance(data, str):
                 outcome.report.append(f"{shown(name[:160])}: skipped: {data}")
                 continue
-            target = extracted.joinpath(*name.split("/"))
+            # zip_collect names the copy after the release plus the file's own extension: make it exactly .ipynb
+            staged = name[: -len(".ipynb")] + ".ipynb"
+            target = extracted.joinpath(*staged.split("/"))
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 # O_EXCL: two entries never land on one file
@@ -360,7 +363,7 @@ def collect(course: Course, archive_path: Path, lms: str, force: bool = False,
             except OSError as exc:
                 outcome.report.append(f"{shown(name[:160])}: skipped: cannot be unpacked here ({exc.strerror})")
                 continue
-            records[name] = {"student_id": student,
+            records[staged] = {"student_id": student,
                              "timestamp": submission.timestamp.isoformat(sep=" ") if submission.timestamp else None}
             outcome.written[student] = name
         if records:
