@@ -375,7 +375,7 @@ def collect(course: Course, archive_path: Path, lms: str, force: bool = False,
                 "--ZipCollectApp.collect_directory_structure="
                 + os.path.join(scratch.replace("{", "{{").replace("}", "}}"), "{assignment_id}", "{collect_step}"),
                 "--strict", *(["--force"] if force else []),
-                quiet=True,
+                quiet=not course.verbose,
             )
     for student, name in list(outcome.written.items()):
         if not course.submitted_notebook(student).is_file():  # zip_collect skipped it: say so, never claim it

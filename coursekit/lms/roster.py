@@ -198,7 +198,7 @@ def import_roster(course: Course, roster: Roster) -> None:
                 writer.writerow([getattr(student, column) or "" for column in IMPORT_COLUMNS])
         env = course.environment()
         env["PYTHONUTF8"] = "1"  # nbgrader opens the CSV with the locale's encoding: names are unicode
-        course.nbgrader("db", "student", "import", os.fspath(path), quiet=True, env=env)
+        course.nbgrader("db", "student", "import", os.fspath(path), quiet=not course.verbose, env=env)
 
 
 def run(course: Course, path: Path, lms: str | None) -> Roster:
