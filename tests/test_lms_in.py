@@ -292,6 +292,7 @@ def test_roster_and_collect_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
         ("nakamura花子_LATE_1003_501_Custom Training Basics (1).IPYNB", solved),
         ("stranger_9999_502_custom_training_basics.ipynb", solved),
         ("../../../escape_1001_503_custom_training_basics.ipynb", solved),
+        ("vanderberganna_1002_504_custom_training_basics.ipynb", b"not json"),
     ])
     before = {p for p in course.root.rglob("*")}
     assert cli.main(["collect", str(canvas_zip), "--lms", "canvas"], course=course) == 0
@@ -308,6 +309,7 @@ def test_roster_and_collect_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
     out = capsys.readouterr()
     assert "Canvas user 9999 is not in the roster" in out.err and "escape" in out.err
     assert "1003: Canvas marks this submission LATE" in out.err
+    assert "S-1002: collected, but intake will grade it as blank (0 points)" in out.err
 
     with Gradebook(course.db_url, course_id="custom-training") as gradebook:
         students = {s.id: (s.first_name, s.last_name, s.email, s.lms_user_id) for s in gradebook.students}
@@ -319,7 +321,8 @@ def test_roster_and_collect_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
 
     for student in ("sobrien", "1003", "m001"):
         assert course.submitted_notebook(student).read_bytes() == solved
-    assert sorted(p.name for p in course.submitted.iterdir() if p.is_dir()) == ["1003", "m001", "sobrien"]
+    assert course.submitted_notebook("S-1002").read_bytes() == b"not json"
+    assert sorted(p.name for p in course.submitted.iterdir() if p.is_dir()) == ["1003", "S-1002", "m001", "sobrien"]
     assert not (course.submitted / "sobrien" / ASSIGNMENT / "timestamp.txt").exists()  # Canvas gives no time
     stamp = (course.submitted / "m001" / ASSIGNMENT / "timestamp.txt").read_text()
     assert stamp == "2026-12-01 09:15:00"  # 10:15 in Berlin, UTC as nbgrader writes it
@@ -369,9 +372,18 @@ def test_archive_must_be_a_regular_zip(tmp_path: Path) -> None:
         assert archive.namelist() == ["a.ipynb"]
 
 
+@pytest.mark.filterwarnings("ignore:Duplicate name")
 def test_repeated_entry_name_keeps_the_first_and_says_so() -> None:
     archive = zip_of([("obriensean_1001_500_custom_training_basics.ipynb", NB),
                       ("obriensean_1001_500_custom_training_basics.ipynb", b"{}")])
     chosen, report = archives.plan(archive, "canvas", PEOPLE, set(), False)
     assert chosen["sobrien"].info is archive.infolist()[0]
     assert "the same name twice in the archive" in report[0]
+
+
+def test_names_of_zips_without_the_utf8_flag_are_read_as_utf8() -> None:
+    info = zipfile.ZipInfo("José ONeil_222_assignsubmission_file_/a.ipynb".encode().decode("cp437"))
+    info.flag_bits = 0
+    assert archives.decoded_name(info) == "José ONeil_222_assignsubmission_file_/a.ipynb"
+    info.flag_bits = 0x800  # the zip said UTF-8: its name is taken as it is
+    assert archives.decoded_name(info) != "José ONeil_222_assignsubmission_file_/a.ipynb"

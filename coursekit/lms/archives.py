@@ -39,7 +39,7 @@ from nbgrader.plugins import FileNameCollectorPlugin
 
 from coursekit import ASSIGNMENT
 from coursekit.course.directory import Course, CourseError
-from coursekit.engine.intake import MAX_BYTES, NOTEBOOK, id_problem, shown
+from coursekit.engine.intake import MAX_BYTES, NOTEBOOK, id_problem, judge_notebook, shown
 
 MAX_ARCHIVE_BYTES = 4 * 2**30
 MAX_ENTRIES = 20_000
@@ -363,6 +363,13 @@ def collect(course: Course, archive_path: Path, lms: str, force: bool = False,
             except OSError as exc:
                 outcome.report.append(f"{shown(name[:160])}: skipped: cannot be unpacked here ({exc.strerror})")
                 continue
+            try:
+                unusable = judge_notebook(data)[1]
+            except Exception as exc:  # intake's own guard: a case it does not foresee costs this line only
+                unusable = f"{type(exc).__name__}"
+            if unusable:  # collected all the same: it is what the student sent, and grading says why it scores 0
+                outcome.report.append(f"{shown(student)}: collected, but intake will grade it as blank (0 points): "
+                                      f"{shown(unusable)}")
             records[staged] = {"student_id": student,
                              "timestamp": submission.timestamp.isoformat(sep=" ") if submission.timestamp else None}
             outcome.written[student] = name
