@@ -227,12 +227,23 @@ def test_moodle_plan_by_name_or_worksheet(tmp_path: Path) -> None:
         "Identifier,Full name,Email address,Status,Last modified (submission)\n"
         "Participant 333,Sam Lee,,Submitted,\n"
         "Participant 111,Ana Silva,ANA.SILVA@uni.example,Submitted,\"Tuesday, 15 December 2026, 11:59 PM\"\n"
-        "Participant 222,José O'Neil,jose.oneil@uni.example,Submitted,-\n", encoding="utf-8")
-    participants, times = archives.worksheet_times(worksheet, PEOPLE, "Europe/Berlin")
+        "Participant 222,José O'Neil,jose.oneil@uni.example,Submitted,-\n"
+        "Participant 444,Sam Lee,,Submitted,\"32 Smarch 2026, 25:61\"\n"
+        "Participant 555,Nobody,nobody@else.example,Submitted,\n", encoding="utf-8")
+    notes: list[str] = []
+    participants, times = archives.worksheet_times(worksheet, [*PEOPLE, Person("sam", "Sam", "Lee", "", "")],
+                                                   "Europe/Berlin", notes)
     assert participants == {"111": "m001", "222": "jose.oneil"}
     assert times == {"m001": datetime(2026, 12, 15, 22, 59)}
+    assert notes == []  # Sam Lee has neither ID number nor email in the worksheet: not matched, so no time either
     chosen, _ = archives.plan(zip_of(entries), "moodle", PEOPLE, set(), False, participants, times)
     assert chosen["m001"].timestamp == datetime(2026, 12, 15, 22, 59) and chosen["jose.oneil"].timestamp is None
+    # a time that is no date is said, and that student has none; an unknown timezone is refused
+    worksheet.write_text("Identifier,ID number,Last modified (submission)\nParticipant 444,sam,32 Smarch 2026\n")
+    participants, times = archives.worksheet_times(worksheet, [Person("sam", "Sam", "Lee", "", "")], "UTC", notes)
+    assert participants == {"444": "sam"} and times == {} and "'32 Smarch 2026' is not a date" in notes[0]
+    with pytest.raises(CourseError, match="unknown timezone"):
+        archives.worksheet_times(worksheet, PEOPLE, "Mars/Olympus")
 
 
 def test_moodle_several_unnamed_notebooks_are_refused_not_guessed() -> None:

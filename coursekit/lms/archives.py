@@ -143,7 +143,8 @@ def _is_link(info: zipfile.ZipInfo) -> bool:
     return stat.S_ISLNK(info.external_attr >> 16)
 
 
-def worksheet_times(path: Path, people: list[Person], timezone: str) -> tuple[dict[str, str], dict[str, datetime]]:
+def worksheet_times(path: Path, people: list[Person], timezone: str, notes: list[str] | None = None,
+                    ) -> tuple[dict[str, str], dict[str, datetime]]:
     """From Moodle's grading worksheet: {participant id: student id}, {student id: submission time (UTC, naive)}.
 
     The worksheet ("Download grading worksheet") names each participant ("Participant 1234567"), their email
@@ -155,6 +156,7 @@ def worksheet_times(path: Path, people: list[Person], timezone: str) -> tuple[di
 
     from coursekit.lms.roster import read_text
 
+    notes = [] if notes is None else notes
     zone = tz.gettz(timezone)
     if zone is None:
         raise CourseError(f"unknown timezone '{shown(timezone)}' (an IANA name such as Europe/Berlin)")
@@ -162,7 +164,11 @@ def worksheet_times(path: Path, people: list[Person], timezone: str) -> tuple[di
     ids = {p.id for p in people}
     participants: dict[str, str] = {}
     times: dict[str, datetime] = {}
-    for row in csv.DictReader(io.StringIO(read_text(path), newline="")):
+    try:
+        rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
+    except csv.Error as exc:
+        raise CourseError(f"the worksheet is not valid CSV ({exc})") from None
+    for row in rows:
         match = re.search(r"(\d+)\s*$", (row.get("Identifier") or "").strip())
         if not match:
             continue
@@ -172,13 +178,15 @@ def worksheet_times(path: Path, people: list[Person], timezone: str) -> tuple[di
             continue
         participants[match.group(1)] = student
         when = (row.get("Last modified (submission)") or "").strip()
+        if not when or when == "-":
+            continue
         try:
-            parsed = dates.parse(when) if when and when != "-" else None
-        except (ValueError, OverflowError):
-            parsed = None
-        if parsed is not None:
+            parsed = dates.parse(when)
             aware = parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
             times[student] = aware.astimezone(tz.UTC).replace(tzinfo=None)
+        except Exception:  # dateutil raises several unrelated types on odd text: that student has no time
+            notes.append(f"{shown(student)}: the worksheet's time '{shown(when[:60])}' is not a date: collected "
+                         "without timestamp.txt (graded as on time)")
     return participants, times
 
 
@@ -338,11 +346,13 @@ def collect(course: Course, archive_path: Path, lms: str, force: bool = False,
     people = roster_students(course)
     if not people:
         raise CourseError("the gradebook has no students: import the roster first (`coursekit roster FILE`)")
-    participants, times = worksheet_times(worksheet, people, timezone) if worksheet else ({}, {})
+    worksheet_notes: list[str] = []
+    participants, times = worksheet_times(worksheet, people, timezone, worksheet_notes) if worksheet else ({}, {})
     outcome = Collected()
     with _open_archive(archive_path) as archive, tempfile.TemporaryDirectory(prefix="coursekit-collect-") as scratch:
         chosen, outcome.report = plan(archive, lms, people, _existing(course), force, participants, times,
                                        course.submitted)
+        outcome.report[:0] = worksheet_notes
         extracted = Path(scratch) / ASSIGNMENT / "extracted"
         extracted.mkdir(parents=True)
         records: dict[str, dict[str, Any]] = {}
