@@ -124,7 +124,8 @@ def parse(text: str, lms: str | None = None) -> Roster:
                 roster.refused.append(f"line {line}: {exc}")
                 continue
             if student is None:
-                roster.skipped.append(f"line {line}: {shown(row[0].strip()[:60])}")
+                what = row[0].strip() or " ".join(cell.strip() for cell in row if cell.strip())
+                roster.skipped.append(f"line {line}: {shown(what[:60])}")
                 continue
             problem = id_problem(student.id)
             if problem:
