@@ -225,6 +225,39 @@ def demo(course: Course, args: argparse.Namespace) -> None:
     run_demo(course)
 
 
+# ---- lms-in: `coursekit roster` and `coursekit collect` (coursekit/lms/roster.py, archives.py; docs/lms.md)
+
+
+def import_roster(course: Course, args: argparse.Namespace) -> None:
+    from coursekit.lms import roster as lms_roster
+
+    imported = lms_roster.run(course, Path(args.file), args.lms)
+    for line in imported.skipped:
+        print(f"not a student, skipped: {line}", file=sys.stderr)
+    for line in imported.refused:
+        print(f"refused: {line}", file=sys.stderr)
+    print(f"roster ({imported.lms}): {len(imported.students)} students added or updated in the gradebook"
+          + (f", {len(imported.refused)} rows refused (listed above)" if imported.refused else ""))
+    if not imported.students:
+        raise CourseError("no student imported")
+
+
+def collect_submissions(course: Course, args: argparse.Namespace) -> None:
+    from coursekit.lms import archives
+
+    if args.worksheet and args.lms != "moodle":
+        raise CourseError("--worksheet is Moodle's grading worksheet: use it with --lms moodle")
+    collected = archives.collect(course, Path(args.archive), args.lms, force=args.force,
+                                 worksheet=Path(args.worksheet) if args.worksheet else None, timezone=args.timezone)
+    for line in collected.report:
+        print(line, file=sys.stderr)
+    print(f"collected {len(collected.written)} submissions into submitted/<student>/{ASSIGNMENT}/"
+          + (f"; {len(collected.report)} lines above say what was left out and why" if collected.report else ""))
+
+
+# ---- end lms-in
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coursekit",
@@ -271,6 +304,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demoing = commands.add_parser("demo", help="release, grade, feedback and export the shipped demo cohort")
     demoing.set_defaults(run=demo)
+    # ---- lms-in: roster and submissions in (docs/lms.md)
+    rostering = commands.add_parser("roster", help="import a Canvas or Moodle roster export into nbgrader's students")
+    rostering.add_argument("file", metavar="FILE", help="Canvas gradebook export or Moodle participants export (CSV)")
+    rostering.add_argument("--lms", choices=("canvas", "moodle"), help="which export (default: told by its header)")
+    rostering.set_defaults(run=import_roster)
+    collecting = commands.add_parser("collect", help="unpack an LMS \"download all submissions\" zip into submitted/")
+    collecting.add_argument("archive", metavar="ARCHIVE", help="the zip Canvas or Moodle gave you")
+    collecting.add_argument("--lms", choices=("canvas", "moodle"), required=True, help="which LMS made it")
+    collecting.add_argument("--force", action="store_true", help="replace submissions already in submitted/")
+    collecting.add_argument("--worksheet", metavar="CSV",
+                            help="Moodle's grading worksheet: participant ids and submission times")
+    collecting.add_argument("--timezone", default="UTC", metavar="ZONE",
+                            help="the timezone of the worksheet's times (your Moodle profile's; default %(default)s)")
+    collecting.set_defaults(run=collect_submissions)
+    # ---- end lms-in
     for command in commands.choices.values():
         command.add_argument("--verbose", action="store_true", help="show nbgrader's INFO lines")
         command.add_argument(
