@@ -271,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demoing = commands.add_parser("demo", help="release, grade, feedback and export the shipped demo cohort")
     demoing.set_defaults(run=demo)
+    # ---- lms-out: export --format canvas/moodle/parts, feedback --pack canvas/moodle (coursekit/lms/out_commands.py)
+    from coursekit.lms import out_commands as lms_out
+
+    lms_out.add_options(commands.choices["export"], commands.choices["feedback"], require_current_grades)
+    # ----
     for command in commands.choices.values():
         command.add_argument("--verbose", action="store_true", help="show nbgrader's INFO lines")
         command.add_argument(
