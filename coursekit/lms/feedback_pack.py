@@ -5,9 +5,9 @@ Moodle ("Upload multiple feedback files in a zip", assignfeedback_file): each fi
 Moodle's own "Download all submissions" names it, `<Full name>_<participant id>_assignsubmission_file_`.
 Moodle reads only the participant id (the number after the first `_`), which is the assignment's own
 identifier for a student, not the user id: it is taken from the folder names of that download archive
-(`--moodle-archive`), matched to nbgrader's students by full name (first last, or last first; Moodle's
-download writes `_` in a name as a space). A student whose name matches no folder, or several, is left out and
-listed.
+(`--moodle-archive`), matched to nbgrader's students by full name (first last, or last first, as Moodle's
+download writes it: `_` as a space, characters such as `/ : " '` dropped). A student whose name matches no
+folder, or several, is left out and listed.
 
 Canvas: its "Re-upload submissions" attaches a file as a submission comment only when the file is named
 `..._<user id>_<attachment id>_...` after a file the student handed in, and then shows it under that file's name,
@@ -57,8 +57,14 @@ def safe_component(text: str, limit: int = 80) -> str:
     return re.sub(r"\s+", " ", kept).strip(". ")[:limit].strip(". ") or "student"
 
 
+# What Moodle's clean_filename (PARAM_FILE) takes out of a name in its download's folder names.
+_MOODLE_DROPS = re.compile(r"[\x00-\x1f\x7f&<>\"`|':\\/]")
+
+
 def _name_key(text: str) -> str:
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFC", text).replace("_", " ")).strip().casefold()
+    """A full name as Moodle's download writes it (`_` as a space, file-name characters dropped), to compare."""
+    text = _MOODLE_DROPS.sub("", unicodedata.normalize("NFC", text).replace("_", " "))
+    return re.sub(r"\s+", " ", text).strip().casefold()
 
 
 def moodle_participants(archive: Path) -> dict[str, str]:
