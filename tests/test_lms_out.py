@@ -185,6 +185,14 @@ def test_parts_csv_has_each_group_the_total_the_penalty_and_the_final_score(tmp_
     assert rows[5] == ["absent", "0", "0", "0", "0", "0", "0", "0", "0"]
 
 
+def test_coursekit_scores_total_after_the_penalty_never_goes_below_zero_as_in_every_export() -> None:
+    # A manual score lowered after grading can leave a recorded penalty above the raw score.
+    maxima = {"test_model": 4.0, "test_loss": 4.0}
+    late = scores.table({"x": {"test_model": 2.0, "test_loss": 0.5}}, maxima, ["x"], {"x": 3.0})
+    assert late.splitlines()[-1].split()[-2:] == ["-3", "0"]
+    assert StudentGrade("x", raw=2.5, penalty=3.0).final == 0
+
+
 def _feedback_course(tmp_path: Path, students: list[str]) -> Course:
     course = Course(tmp_path / "course")
     for student in students:

@@ -20,6 +20,7 @@ from typing import Any
 from nbgrader.api import MissingEntry
 
 from coursekit import ASSIGNMENT
+from coursekit.course.directory import CourseError
 from coursekit.course.gradebook import open_gradebook
 from coursekit.exports.csv_export import neutralised
 from coursekit.exports.scores import GROUPS, by_group
@@ -54,7 +55,11 @@ def load(db_url: str) -> Grades:
     """Every student of nbgrader's gradebook, with this assignment's scores (0 without a submission)."""
     rows = []
     with open_gradebook(db_url) as gradebook:
-        assignment = gradebook.find_assignment(ASSIGNMENT)
+        try:
+            assignment = gradebook.find_assignment(ASSIGNMENT)
+        except MissingEntry:
+            raise CourseError(f"the gradebook has no assignment {ASSIGNMENT!r}: run `make release` and "
+                              "`make grade` first") from None
         max_cells = {cell.name: float(cell.max_score) for nb in assignment.notebooks for cell in nb.grade_cells}
         for student in gradebook.students:
             record: dict[str, Any] = {
