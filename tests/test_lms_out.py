@@ -290,6 +290,16 @@ def test_feedback_pack_for_moodle_without_the_archive_is_refused_before_anything
     assert not (tmp_path / "feedback_packs").exists()
 
 
+def test_canvas_export_without_an_assignment_id_says_where_to_set_it_before_anything_else(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    course = Course(tmp_path)
+    shutil.copy(Path(cli.__file__).parents[1] / "nbgrader_config.py", tmp_path / "nbgrader_config.py")
+    assert cli.main(["export", "--format", "canvas"], course=course) == 1
+    assert "c.LmsExport.canvas_assignment_id in nbgrader_config.py" in capsys.readouterr().err
+    assert not (tmp_path / "grades_canvas.csv").exists()
+
+
 def test_export_formats_are_options_of_the_existing_command() -> None:
     parser = cli.build_parser()
     args = parser.parse_args(["export", "--format", "moodle"])

@@ -32,6 +32,9 @@ def _listed(what: str, ids: list[str] | dict[str, str], shown_at_most: int = 8) 
 
 
 def export_lms(course: Course, args: argparse.Namespace, require_current: Callable[[Course, str], None]) -> None:
+    config = settings(course)
+    if args.format == "canvas":  # a missing or unusable assignment id is said before anything else
+        canvas_grades.assignment_column(config)
     require_current(course, "export")
     target = Path(args.to or DEFAULT_FILES[args.format])
     target = target if target.is_absolute() else course.root / target
@@ -39,12 +42,12 @@ def export_lms(course: Course, args: argparse.Namespace, require_current: Callab
     if args.format == "parts":
         parts_csv.write(grades, target)
     elif args.format == "canvas":
-        canvas_grades.write(grades, settings(course), target)
+        canvas_grades.write(grades, config, target)
         _listed("student(s) without a Canvas user id (lms_user_id): Canvas finds them by SIS id or name only",
                 canvas_grades.unmatched_by_id(grades))
     else:
-        left_out = moodle_grades.write(grades, settings(course), target)
-        key = moodle_grades.KEY_COLUMNS[settings(course).moodle_key].lower()
+        left_out = moodle_grades.write(grades, config, target)
+        key = moodle_grades.KEY_COLUMNS[config.moodle_key].lower()
         _listed(f"student(s) left out of the Moodle file, no {key} in nbgrader's student record", left_out)
     print(f"grades ({args.format}): {target}")
     report = staleness.report_manual_scores(course)
