@@ -49,6 +49,15 @@ c.AssignLatePenalties.plugin_class = LatePenalty
 c.LatePenalty.percent_per_day = 0  # % of the score taken off per day late, a started day counting whole; 0: none
 # ----
 
+# ---- Grades and feedback out to the LMS: set them here and nowhere else (coursekit/lms/out_settings.py; docs/lms.md,
+# "Grades and feedback out"). `coursekit export --format canvas|moodle|parts`, `coursekit feedback --pack ...`.
+c.LmsExport.title = "Custom Training Basics"  # the assignment's title in the LMS
+c.LmsExport.canvas_assignment_id = ""  # the number at the end of the Canvas assignment's URL; needed for Canvas
+c.LmsExport.canvas_sis_user_id = ""  # "", "student_id" or "email": the nbgrader field written as SIS User ID
+c.LmsExport.canvas_sis_login_id = ""  # "", "student_id" or "email": the nbgrader field written as SIS Login ID
+c.LmsExport.moodle_key = "email"  # Moodle finds students by "email" or "idnumber" (= nbgrader's student id)
+# ----
+
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
 # A cell may train for a while, never forever (tests set a few seconds). A timeout or a dead kernel costs

@@ -319,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
                             help="the timezone of the worksheet's times (your Moodle profile's; default %(default)s)")
     collecting.set_defaults(run=collect_submissions)
     # ---- end lms-in
+    # ---- lms-out: export --format canvas/moodle/parts, feedback --pack canvas/moodle (coursekit/lms/out_commands.py)
+    from coursekit.lms import out_commands as lms_out
+
+    lms_out.add_options(commands.choices["export"], commands.choices["feedback"], require_current_grades)
+    # ----
     for command in commands.choices.values():
         command.add_argument("--verbose", action="store_true", help="show nbgrader's INFO lines")
         command.add_argument(

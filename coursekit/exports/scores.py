@@ -75,7 +75,7 @@ def table(
         late_cells = [f"-{penalty:g}" if penalty else "0"] if late else []
         # The id is a student's folder name: escaped, so it cannot print a fake row.
         rows.append([shown(student), *(f"{groups[g]:g}" for g in GROUPS), *late_cells,
-                     f"{round(sum(groups.values()) - penalty, 2):g}"])
+                     f"{round(max(0.0, sum(groups.values()) - penalty), 2):g}"])  # never below 0, as every export
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in [header, *rows]]
     lines.insert(1, "  ".join("-" * width for width in widths))
