@@ -71,9 +71,11 @@ cohort: $(STAMP) ## rewrite demo/cohort/ from the release and coursekit/course/c
 # Only what `make grade`, `make feedback`, `make export` and `make demo` rebuild. Never submitted/ or rejected/
 # (the students' work) nor the gradebook (manual grades and comments are the graders' work). `find -exec rm`
 # on each entry, not `rm -rf dir/*/`: a symlink is removed, never followed.
-clean: ## remove what grading rebuilds (autograded/, feedback/, grades.csv, demo-course/); keeps submissions and gradebook
+clean: ## remove what grading rebuilds (autograded/, feedback/, grades*.csv, feedback_packs/, demo-course/); keeps submissions and gradebook
 	find autograded feedback -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
-	rm -rf grades.csv artifacts bench-out demo-course
+	rm -rf grades.csv grades_*.csv feedback_packs bench-out demo-course
+	@# artifacts/: what tests and benches wrote; the samples kept in git (screenshots, exports) stay.
+	git clean -fdXq artifacts 2>/dev/null || rm -rf artifacts
 
 delete-student-work: ## DELETE every submission, rejected/, the gradebook and all grading output (asks first)
 	@echo "This deletes the students' work and every grade: submitted/*/ and rejected/ (the students' files),"

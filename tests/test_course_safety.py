@@ -14,7 +14,8 @@ NOTEBOOK = "custom_training_basics/custom_training_basics.ipynb"
 STUDENT_WORK = [f"submitted/ann/{NOTEBOOK}", f"submitted/bob/{NOTEBOOK}", f"rejected/eve/{NOTEBOOK}"]
 TRACKED = ["submitted/README.md", "feedback/README.md", "autograded/README.md"]
 REBUILT = [f"autograded/ann/{NOTEBOOK}", "feedback/ann/custom_training_basics/custom_training_basics.html",
-           "grades.csv", "artifacts/memory.png", "demo-course/.coursekit-demo-course",
+           "grades.csv", "grades_canvas.csv", "feedback_packs/moodle.zip", "artifacts/memory.png",
+           "demo-course/.coursekit-demo-course",
            f"demo-course/submitted/ann/{NOTEBOOK}"]
 
 
@@ -50,6 +51,24 @@ def test_make_clean_removes_only_what_grading_rebuilds(tmp_path: Path) -> None:
     assert not (root / "autograded" / "link").is_symlink()
     assert (outside / "keep.txt").read_text() == "not the course's"
     assert (root / STUDENT_WORK[0]).read_text() == STUDENT_WORK[0]
+
+
+def test_make_clean_keeps_the_samples_kept_in_git(tmp_path: Path) -> None:
+    """artifacts/ holds what tests write and the samples the kit keeps (screenshots, exports): clean removes only
+    the former."""
+    root = _course(tmp_path)
+    (root / ".gitignore").write_text("/artifacts/\n")
+    kept = root / "artifacts" / "lms" / "grades_canvas.csv"
+    kept.parent.mkdir(parents=True)
+    kept.write_text("kept")
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-f", ".gitignore", "artifacts/lms/grades_canvas.csv"], check=True)
+    subprocess.run([*git, "commit", "-qm", "samples"], check=True)
+    result = _make(root, "clean")
+    assert result.returncode == 0, result.stderr
+    assert kept.read_text() == "kept"
+    assert not (root / "artifacts" / "memory.png").exists()
 
 
 @pytest.mark.parametrize("answer", [None, "", "y", "yes", "delete", "DELETE STUDENT WORK"])
