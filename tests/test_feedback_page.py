@@ -127,3 +127,16 @@ def test_the_kit_template_adds_no_student_script() -> None:
     assert active(page).found == active(baseline).found
     assert active(page).handlers == active(baseline).handlers
     assert "<script>eval(" not in page
+
+
+def test_formgrader_loads_the_servers_own_mathjax_not_a_cdn() -> None:
+    # formgrader's exporter: the course config over formgrader's own template name (its config file wins).
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
+    config.HTMLExporter.template_name = "formgrade"
+    resources = {"base_url": "/user/x", "notebook_id": "custom_training_basics",
+                 "assignment_id": "custom_training_basics", "submission_id": "s1", "index": 0, "total": 1,
+                 "student": "s", "notebook_path": "x.ipynb", "first_name": None, "last_name": None}
+    html, _ = HTMLExporter(config=config).from_notebook_node(_graded(_release(), set()), resources=resources)
+    sources = re.findall(r'<script[^>]*\ssrc="([^"]*)"', html)
+    assert "../../../static/jupyter_server_mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe" in sources
+    assert not [s for s in sources if "mathjax" in s.lower() and "//" in s], sources
