@@ -24,11 +24,13 @@ from coursekit.course.late import LatePenalty
 from coursekit.course.staleness import StampGradedWith
 from coursekit.engine.routes import RefusingExporter, SandboxedKernelManager, autograde_route
 from coursekit.exports.csv_export import SafeCsvExportPlugin
+from coursekit.steps.feedback_page import TEMPLATE_BASEDIRS, FeedbackPage
 from coursekit.steps.judge import JudgeObservations, ObservedExecute
 from coursekit.steps.metadata_check import CheckCellMetadataCached
 from coursekit.steps.preprocessors import ReplayExecution, SanitizeTestOutputs
 from coursekit.steps.restore_cells import RestoreAssignmentCells
 from coursekit.steps.sanitize import ACTIVE_FILE_PATTERNS, SanitizeStudentContent
+from coursekit.steps.trim_tracebacks import TrimTracebacks
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -110,8 +112,13 @@ c.Autograde.autograde_preprocessors = [
 if os.environ.get("COURSEKIT_EXECUTE_ONLY") and route != "replay":
     c.Autograde.autograde_preprocessors = [ObservedExecute, JudgeObservations, SanitizeTestOutputs, LimitOutput]
 
-# Feedback shows each check's message, never the hidden tests' source.
-c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
+# Feedback shows each check's message, never the hidden tests' source; a student's own crash as their frames and
+# the error, without the grading machine's paths (coursekit/steps/trim_tracebacks.py); each check named and
+# marked passed, partly or failed, MathJax inlined, figures described (coursekit/steps/feedback_page.py), in the
+# kit's template (coursekit/templates/feedback/, found before nbgrader's own). docs/grading.md, "The feedback page".
+c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, TrimTracebacks, FeedbackPage,
+                                    CSSHTMLHeaderPreprocessor]
+c.HTMLExporter.extra_template_basedirs = TEMPLATE_BASEDIRS
 
 # grades.csv: quoted, and ids or names that a spreadsheet would run as formulas neutralised
 # (coursekit/exports/csv_export.py).
