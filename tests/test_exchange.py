@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from nbgrader.utils import notebook_hash
 
 from coursekit import ASSIGNMENT, COURSE_ID, cli
 from coursekit.course.directory import Course
-from coursekit.engine import intake
+from coursekit.engine import intake, workers
 
 from .conftest import EXCHANGE_STUDENT, ExchangeCourse, copy_course
 
@@ -70,6 +71,20 @@ def test_intake_drops_a_secret_that_is_not_nbgraders(tmp_path: Path, kind: str) 
     assert outcome.staged == ["ann"] and not outcome.rejected
     assert not (course.root / intake.FOLDER / "ann" / ASSIGNMENT / intake.SECRET).exists()
     assert any("exchange" in note for note in outcome.notes["ann"]), outcome.notes
+
+
+def test_submitted_time_is_read_as_intake_reads_it(tmp_path: Path) -> None:
+    """What `make grade` compares with the graded submission's time to find resubmissions."""
+    course = copy_course(tmp_path / "course")
+    folder = _submission(course, "ann", None)
+    assert intake.submitted_time(course, "ann") is None
+    (folder / intake.TIMESTAMP).write_text("2026-12-01 10:00:00.000000 UTC")
+    assert intake.submitted_time(course, "ann") == datetime(2026, 12, 1, 10, 0)
+    (folder / intake.TIMESTAMP).unlink()
+    (folder / intake.TIMESTAMP).symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere").write_text("2030-01-01 00:00:00 UTC")
+    assert intake.submitted_time(course, "ann") is None
+    assert intake.submitted_time(course, "nobody") is None
 
 
 # ---------------------------------------------------------------- release_feedback: who is released, who is listed
@@ -146,3 +161,9 @@ def test_feedback_goes_out_through_the_exchange(exchange_course: ExchangeCourse,
     fetched = list((made.student_home / ASSIGNMENT / "feedback").glob(f"*/{ASSIGNMENT}.html"))
     assert len(fetched) == 1 and fetched[0].read_bytes() == page
     assert "(feedback already fetched)" in made.student("list", "--cached").stderr
+
+    # A resubmission collected after grading is graded again by plain `make grade`, as nbgrader's autograde
+    # would (its timestamp.txt is newer than the graded one's); nobody else is.
+    made.student("submit", ASSIGNMENT)
+    course.nbgrader("collect", "--update", ASSIGNMENT, quiet=True)
+    assert workers.pending(course, False, intake.find(course).students) == [EXCHANGE_STUDENT]

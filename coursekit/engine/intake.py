@@ -301,6 +301,27 @@ def _take_timestamp(folder: int, taken: Taken) -> None:
     taken.timestamp = parsed
 
 
+def submitted_time(course: Course, student: str) -> datetime | None:
+    """The time in `student`'s submitted timestamp.txt, read as `take` reads it; None without a usable one.
+
+    A later time than the graded submission's means a resubmission (nbgrader's `collect --update` writes it):
+    coursekit/engine/completion.py grades it again, as nbgrader's own autograde does.
+    """
+    folders: list[int] = []
+    try:
+        folders.append(os.open(course.submitted, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+        folders.append(_open_folder(student, folders[-1], "the submission folder"))
+        folders.append(_open_folder(ASSIGNMENT, folders[-1], f"the {ASSIGNMENT} folder"))
+        taken = Taken(None)
+        _take_timestamp(folders[-1], taken)
+        return taken.timestamp
+    except (OSError, _Unusable):
+        return None
+    finally:
+        for fd in reversed(folders):
+            os.close(fd)
+
+
 def _take_secret(folder: int, taken: Taken) -> None:
     """nbgrader's submission secret, if it is one: anything else is dropped (no feedback through the exchange)."""
     try:
