@@ -66,6 +66,9 @@ def _click_and_wait_for_success(page: Page, row_button: str) -> str:
     page.locator(f"tr:has-text('{ASSIGNMENT}') td.{row_button} a").click()
     modal = page.locator("#success-modal, #error-modal")
     expect(modal).to_be_visible(timeout=120_000)
+    # Bootstrap fades the modal in: read (and photograph) it once it is fully shown.
+    page.wait_for_function("() => [...document.querySelectorAll('.modal.in')].some("
+                           "m => getComputedStyle(m).opacity === '1')")
     text = modal.inner_text()
     assert page.locator("#success-modal").count() == 1, text
     return text
