@@ -164,6 +164,7 @@ def test_feedback_goes_out_through_the_exchange(exchange_course: ExchangeCourse,
 
     # A resubmission collected after grading is graded again by plain `make grade`, as nbgrader's autograde
     # would (its timestamp.txt is newer than the graded one's); nobody else is.
+    assert workers.pending(course, False, intake.find(course).students) == []
     made.student("submit", ASSIGNMENT)
     course.nbgrader("collect", "--update", ASSIGNMENT, quiet=True)
     assert workers.pending(course, False, intake.find(course).students) == [EXCHANGE_STUDENT]
