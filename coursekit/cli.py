@@ -85,8 +85,7 @@ def _grade_cold(course: Course, args: argparse.Namespace, found: intake.Found) -
         print(f"{intake.shown(refused)}: not graded, refused id: {why}", file=sys.stderr)
     if not args.force and not args.student:  # pending() left out the completely graded ones
         for student in completion.clear_partial(course, students):
-            print(f"{intake.shown(student)}: graded only in part before (the grader was stopped); grading again",
-                  file=sys.stderr)
+            print(f"{intake.shown(student)}: {completion.why_again(course, student)}", file=sys.stderr)
     taken = intake.screen(course, students)
     for rejection in taken.rejected:
         print(f"{intake.shown(rejection.student_id)}: graded as blank (0 points): {intake.shown(rejection.reason)}",

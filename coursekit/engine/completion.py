@@ -45,6 +45,18 @@ def completely_graded(course: Course, students: list[str]) -> set[str]:
     return done - stale(course, sorted(done))
 
 
+def why_again(course: Course, student: str) -> str:
+    """What `make grade` says of a student it grades again although their autograded folder exists."""
+    with open_gradebook(course.db_url) as gradebook:
+        try:
+            graded_time = gradebook.find_submission(ASSIGNMENT, student).timestamp
+        except MissingEntry:
+            graded_time = None
+    if _resubmitted(course, student, graded_time):
+        return "a later submission came in since the last grade (its timestamp.txt is newer); grading it"
+    return "graded only in part before (the grader was stopped); grading again"
+
+
 def _resubmitted(course: Course, student: str, graded_time: datetime | None) -> bool:
     submitted = submitted_time(course, student)
     if submitted is None:
