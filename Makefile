@@ -56,8 +56,8 @@ release: $(STAMP) ## generate release/ from source/ (commit the result)
 grade: $(STAMP) ## autograde submitted/ (FORCE=1 regrades, STUDENT=id grades one, SCHEDULER=tcp://host:8786 on Dask)
 	$(BIN)/coursekit grade $(if $(FORCE),--force) $(if $(STUDENT),--student="$$STUDENT") $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(VERBOSE),--verbose)
 
-feedback: $(STAMP) ## HTML feedback per student in feedback/
-	$(BIN)/coursekit feedback $(if $(VERBOSE),--verbose)
+feedback: $(STAMP) ## HTML feedback per student in feedback/ (STUDENT=id: that student's only)
+	$(BIN)/coursekit feedback $(if $(STUDENT),--student="$$STUDENT") $(if $(VERBOSE),--verbose)
 
 export: $(STAMP) ## grades.csv for the LMS
 	$(BIN)/coursekit export $(if $(VERBOSE),--verbose)

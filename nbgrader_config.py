@@ -25,6 +25,7 @@ from coursekit.course.staleness import StampGradedWith
 from coursekit.engine.routes import RefusingExporter, SandboxedKernelManager, autograde_route
 from coursekit.exports.csv_export import SafeCsvExportPlugin
 from coursekit.steps.feedback_page import TEMPLATE_BASEDIRS, FeedbackPage
+from coursekit.exports.exchange import CourseReleaseFeedback
 from coursekit.steps.judge import JudgeObservations, ObservedExecute
 from coursekit.steps.metadata_check import CheckCellMetadataCached
 from coursekit.steps.preprocessors import ReplayExecution, SanitizeTestOutputs
@@ -36,6 +37,18 @@ c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
 c.CourseDirectory.root = str(Path(__file__).resolve().parent)
 c.CourseDirectory.course_id = COURSE_ID
+
+# ---- nbgrader's exchange (release_assignment, collect, release_feedback, `nbgrader list`, formgrader's "Release
+# feedback"): set its folder here and nowhere else (README, "Start your course"). The default, exchange/ in the
+# course folder (git-ignored, made here when missing), serves an instructor and students who share this
+# machine's account or folder. For students on other accounts (a JupyterHub), use a folder every one of them
+# can reach, made once by root as nbgrader asks: `mkdir -p /srv/nbgrader/exchange && chmod 777 /srv/nbgrader/exchange`.
+c.Exchange.root = str(Path(__file__).resolve().parent / "exchange")  # or e.g. "/srv/nbgrader/exchange"
+if Path(c.Exchange.root) == Path(__file__).resolve().parent / "exchange":  # a shared one must exist already
+    Path(c.Exchange.root).mkdir(exist_ok=True)
+# Feedback of students who did not submit through the exchange is listed, not released (coursekit/exports/exchange.py).
+c.ExchangeFactory.release_feedback = CourseReleaseFeedback
+# ----
 
 # The gradebook: COURSEKIT_DB_URL (coursekit sets it for every nbgrader it runs: docs/gradebook.md) if set,
 # else nbgrader's default, SQLite in gradebook.db here.

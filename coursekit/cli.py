@@ -85,8 +85,7 @@ def _grade_cold(course: Course, args: argparse.Namespace, found: intake.Found) -
         print(f"{intake.shown(refused)}: not graded, refused id: {why}", file=sys.stderr)
     if not args.force and not args.student:  # pending() left out the completely graded ones
         for student in completion.clear_partial(course, students):
-            print(f"{intake.shown(student)}: graded only in part before (the grader was stopped); grading again",
-                  file=sys.stderr)
+            print(f"{intake.shown(student)}: {completion.why_again(course, student)}", file=sys.stderr)
     taken = intake.screen(course, students)
     for rejection in taken.rejected:
         print(f"{intake.shown(rejection.student_id)}: graded as blank (0 points): {intake.shown(rejection.reason)}",
@@ -135,6 +134,9 @@ def _some(students: list[str], shown: int = 8) -> str:
 
 
 def feedback(course: Course, args: argparse.Namespace) -> None:
+    if getattr(args, "student", None):
+        _feedback_for(course, args.student)
+        return
     require_current_grades(course, "feedback")
     course.nbgrader("generate_feedback", ASSIGNMENT, "--force")
     # nbgrader globs autograded/*/: ids that start with a dot are named one by one.
@@ -144,6 +146,34 @@ def feedback(course: Course, args: argparse.Namespace) -> None:
     for student in sorted(hidden):
         course.nbgrader("generate_feedback", ASSIGNMENT, "--force", f"--CourseDirectory.student_id={student}")
     print(f"feedback: {course.feedback.relative_to(course.root)}/<student>/{ASSIGNMENT}/{ASSIGNMENT}.html")
+
+
+# ---- `coursekit feedback --student ID` (make feedback STUDENT=id): one student's feedback only.
+def _feedback_for(course: Course, student: str) -> None:
+    problem = intake.id_problem(student)
+    if problem:
+        raise CourseError(f"refusing the student id {intake.shown(student)!r}: {problem} (docs/security.md, Intake)")
+    graded = course.autograded / student / ASSIGNMENT
+    if graded.is_symlink() or not graded.is_dir():
+        known = sorted(e.name for e in os.scandir(course.autograded) if e.is_dir(follow_symlinks=False)
+                       and not intake.id_problem(e.name)) if course.autograded.is_dir() else []
+        hint = f"graded students: {_some(known)}" if known else "no student is graded yet"
+        submitted = "" if not course.submitted_notebook(student).is_file() else \
+            f"; they have a submission: `make grade STUDENT={student}` grades it first"
+        raise CourseError(f"no graded submission for {intake.shown(student)!r} in autograded/ ({hint}){submitted}")
+    if workers.pending(course, False, [student]):
+        raise CourseError(f"no feedback: {intake.shown(student)} is not completely graded (the grader was stopped). "
+                          f"Run `make grade STUDENT={student}`, then this again.")
+    if staleness.stale(course, [student]):
+        raise CourseError(f"no feedback: {intake.shown(student)} was graded before the assignment last changed "
+                          f"(points, cells or checks). Run `make grade STUDENT={student}`, then this again.")
+    # nbgrader globs the id: intake.id_problem refuses the glob characters, so this names exactly one folder.
+    course.nbgrader("generate_feedback", ASSIGNMENT, "--force", f"--CourseDirectory.student_id={student}")
+    page = course.feedback / student / ASSIGNMENT / f"{ASSIGNMENT}.html"
+    if not page.is_file():
+        raise CourseError(f"nbgrader wrote no feedback for {intake.shown(student)!r}")
+    print(f"feedback: {page.relative_to(course.root)}")
+# ----
 
 
 def export(course: Course, args: argparse.Namespace) -> None:
@@ -293,9 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="grade even where a sandbox protection is missing (the missing ones are printed; docs/security.md)",
     )
     grading.set_defaults(run=grade)
-    commands.add_parser("feedback", help="write HTML feedback per student into feedback/").set_defaults(
-        run=feedback
-    )
+    feedbacking = commands.add_parser("feedback", help="write HTML feedback per student into feedback/")
+    feedbacking.add_argument("--student", metavar="ID", help="this student's feedback only")
+    feedbacking.set_defaults(run=feedback)
     exporting = commands.add_parser("export", help="export grades to CSV for an LMS (nbgrader export)")
     exporting.add_argument("--to", default="grades.csv", metavar="FILE", help="where to write (default grades.csv)")
     exporting.set_defaults(run=export)

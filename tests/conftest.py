@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from coursekit import ASSIGNMENT, cli
-from coursekit.course.directory import Course
+from coursekit import ASSIGNMENT, COURSE_ID, cli
+from coursekit.course.directory import Course, nbgrader_executable
 
 REPO = Path(__file__).resolve().parents[1]
 EXTRA_STUDENTS = {"instructor_source": "source", "blank_release": "release"}
@@ -49,3 +52,69 @@ def graded(demo_run: tuple[Course, dict[str, str], dict[str, str]]) -> Course:
     30 demo students plus `EXTRA_STUDENTS`. Shared by every test that needs a graded class: read it, never
     change it (copy it with `graded.scratch_copy(tmp_path)` first, or grade a course of your own)."""
     return demo_run[0]
+
+
+# ---- course-ops: the graded demo, copied, where one student also submitted through nbgrader's exchange
+EXCHANGE_STUDENT = "correct_reference"
+
+
+def full_copy(course: Course, target: Path) -> Course:
+    """Everything in `course` (submissions, grades, feedback, gradebook, exchange), copied to `target`.
+
+    nbgrader_config.py finds the course, its gradebook and its exchange next to itself, so the copy is a course
+    of its own.
+    """
+    shutil.copytree(course.root, target, symlinks=True)
+    return Course(target)
+
+
+@dataclass(frozen=True)
+class ExchangeCourse:
+    """A graded course whose student EXCHANGE_STUDENT fetched, submitted (`nbgrader submit`), was collected and
+    regraded (`coursekit grade --student`): their submission carries nbgrader's submission_secret.txt."""
+
+    course: Course
+    student_home: Path  # the student's own folder: fetch_assignment, submit and fetch_feedback work there
+    student_jupyter: Path  # the student's Jupyter folders, and nbgrader's cache in them
+
+    @property
+    def exchange(self) -> Path:
+        return self.course.root / "exchange"
+
+    def student(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`nbgrader ARGS` as the student, in their folder: none of the course's config, their own cache."""
+        env = {k: v for k, v in self.course.environment().items() if not k.startswith(("JUPYTER", "COURSEKIT"))}
+        env.update(JUPYTER_CONFIG_DIR=str(self.student_jupyter / "config"),
+                   JUPYTER_DATA_DIR=str(self.student_jupyter / "data"))
+        result = subprocess.run(
+            [nbgrader_executable(), *args, f"--CourseDirectory.course_id={COURSE_ID}",
+             f"--Exchange.root={self.exchange}", f"--Exchange.cache={self.student_jupyter / 'cache'}",
+             f"--CourseDirectory.student_id={EXCHANGE_STUDENT}"],
+            cwd=self.student_home, env=env, text=True, capture_output=True, timeout=300, check=False,
+        )
+        assert result.returncode == 0, f"nbgrader {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+        return result
+
+    def copy(self, target: Path) -> ExchangeCourse:
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(self.student_home, target / "student", symlinks=True)
+        shutil.copytree(self.student_jupyter, target / "student-jupyter", symlinks=True)
+        return ExchangeCourse(full_copy(self.course, target / "course"), target / "student", target / "student-jupyter")
+
+
+@pytest.fixture(scope="session")
+def exchange_course(graded: Course, tmp_path_factory: pytest.TempPathFactory) -> ExchangeCourse:
+    """Built once per session from a copy of `graded` (never changed). Copy it (`.copy(tmp_path)`) to change it."""
+    base = tmp_path_factory.mktemp("exchange-course")
+    for folder in ("student", "student-jupyter"):
+        (base / folder).mkdir()
+    made = ExchangeCourse(full_copy(graded, base / "course"), base / "student", base / "student-jupyter")
+    course = made.course
+    course.nbgrader("release_assignment", ASSIGNMENT, quiet=True)
+    made.student("fetch_assignment", ASSIGNMENT)
+    # The student's work: the demo cohort's notebook for them, saved over the fetched release.
+    shutil.copyfile(course.demo_notebook(EXCHANGE_STUDENT), made.student_home / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    made.student("submit", ASSIGNMENT)
+    course.nbgrader("collect", "--update", ASSIGNMENT, quiet=True)
+    assert cli.main(["grade", f"--student={EXCHANGE_STUDENT}"], course=course) == 0
+    return made

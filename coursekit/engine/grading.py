@@ -398,8 +398,7 @@ def grade_course(
         return Summary(total=0)
     if not force and student is None:  # pending() left out the completely graded ones
         for partial in completion.clear_partial(course, students):
-            print(f"{intake.shown(partial)}: graded only in part before (the grader was stopped); grading again",
-                  file=out)
+            print(f"{intake.shown(partial)}: {completion.why_again(course, partial)}", file=out)
     if students:
         summary = grade(course, students, runner_for(scheduler, workers), chunk, out, refused)
     else:  # only refused ids: nothing to start a runner for

@@ -2,12 +2,15 @@
 
 Whatever a student hands in is untrusted: the folder may hold symbolic links (a zip or tar unpacked on the
 grading machine keeps them), devices, named pipes, huge files, files named like the kit's own modules, or a
-notebook that claims to be something the kit wrote. Intake reads, for each student, exactly two things,
+notebook that claims to be something the kit wrote. Intake reads, for each student, exactly these things,
 each once and as a regular file (every path component opened with O_NOFOLLOW, checked with fstat on the
 open descriptor, read up to a size limit on that descriptor):
 
 - the assignment's notebook (20 MiB at most), and
-- `timestamp.txt` (1 KiB at most), when there is one, parsed here.
+- `timestamp.txt` (1 KiB at most), when there is one, parsed here, and
+- `submission_secret.txt` (1 KiB at most, hex digits only), when there is one: nbgrader's `submit` writes it and
+  `collect` copies it; nbgrader's `release_feedback` names the student's feedback in the exchange after it, so it
+  follows the graded notebook into `autograded/` and `feedback/`.
 
 It writes what it took into `intake/<student>/<assignment>/`, a folder only the grader writes and rebuilds
 on every run; nbgrader grades from there (`--CourseDirectory.submitted_directory=intake`), never from
@@ -25,6 +28,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import stat
 import unicodedata
@@ -50,6 +54,9 @@ REJECTED_MARK = "coursekit-rejected"
 FOLDER = "intake"
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
 TIMESTAMP = "timestamp.txt"
+# nbgrader submit's random key (secrets.token_hex(64)); only ever hashed into a feedback file's name.
+SECRET = "submission_secret.txt"
+_SECRET_RE = re.compile(rb"[0-9a-fA-F]{16,256}")
 # nbgrader reads the staged copies, not submitted/: pass this to every `nbgrader autograde` the kit runs.
 NBGRADER_OPTION = f"--CourseDirectory.submitted_directory={FOLDER}"
 
@@ -237,6 +244,7 @@ class Taken:
     reason: str | None = None
     timestamp: datetime | None = None
     notes: list[str] = field(default_factory=list)
+    secret: bytes | None = None
 
 
 def take(course: Course, student: str) -> Taken:
@@ -267,6 +275,7 @@ def take(course: Course, student: str) -> Taken:
             reason = None if data is not None else f"no {NOTEBOOK} in the submission"
         taken = Taken(data, reason)
         _take_timestamp(folder, taken)
+        _take_secret(folder, taken)
         return taken
     finally:
         for fd in reversed(folders):
@@ -290,6 +299,47 @@ def _take_timestamp(folder: int, taken: Taken) -> None:
         taken.notes.append(f"{TIMESTAMP} is not a date ({shown(raw[:60].decode('utf-8', 'replace').strip())!r}): "
                            "ignored, graded without a submission time")
     taken.timestamp = parsed
+
+
+def submitted_time(course: Course, student: str) -> datetime | None:
+    """The time in `student`'s submitted timestamp.txt, read as `take` reads it; None without a usable one.
+
+    A later time than the graded submission's means a resubmission (nbgrader's `collect --update` writes it):
+    coursekit/engine/completion.py grades it again, as nbgrader's own autograde does.
+    """
+    folders: list[int] = []
+    try:
+        folders.append(os.open(course.submitted, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+        folders.append(_open_folder(student, folders[-1], "the submission folder"))
+        folders.append(_open_folder(ASSIGNMENT, folders[-1], f"the {ASSIGNMENT} folder"))
+        taken = Taken(None)
+        _take_timestamp(folders[-1], taken)
+        return taken.timestamp
+    except (OSError, _Unusable):
+        return None
+    finally:
+        for fd in reversed(folders):
+            os.close(fd)
+
+
+def _take_secret(folder: int, taken: Taken) -> None:
+    """nbgrader's submission secret, if it is one: anything else is dropped (no feedback through the exchange)."""
+    try:
+        raw = _read_regular(folder, SECRET, MAX_TIMESTAMP_BYTES)
+    except _Unusable as exc:
+        taken.notes.append(f"{exc}: ignored, their feedback cannot be released through nbgrader's exchange")
+        return
+    except OSError as exc:
+        taken.notes.append(f"{SECRET} cannot be read ({exc.strerror}): ignored, their feedback cannot be released "
+                           "through nbgrader's exchange")
+        return
+    if raw is None:
+        return
+    if _SECRET_RE.fullmatch(raw) is None:
+        taken.notes.append(f"{SECRET} is not nbgrader's (hex digits): ignored, their feedback cannot be released "
+                           "through nbgrader's exchange")
+        return
+    taken.secret = raw
 
 
 def parse_timestamp(raw: bytes) -> datetime | None:
@@ -444,6 +494,8 @@ def screen(course: Course, students: list[str]) -> Intake:
         target.write_bytes(data)
         if taken.timestamp is not None:
             (target.parent / TIMESTAMP).write_text(taken.timestamp.isoformat(sep=" ") + "\n")
+        if taken.secret is not None:
+            (target.parent / SECRET).write_bytes(taken.secret)
         if notes:
             outcome.notes[student] = notes
         outcome.staged.append(student)
