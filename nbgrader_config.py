@@ -24,8 +24,8 @@ from coursekit.course.late import LatePenalty
 from coursekit.course.staleness import StampGradedWith
 from coursekit.engine.routes import RefusingExporter, SandboxedKernelManager, autograde_route
 from coursekit.exports.csv_export import SafeCsvExportPlugin
-from coursekit.steps.feedback_page import TEMPLATE_BASEDIRS, FeedbackPage
 from coursekit.exports.exchange import CourseReleaseFeedback
+from coursekit.steps.feedback_page import TEMPLATE_BASEDIRS, FeedbackPage
 from coursekit.steps.judge import JudgeObservations, ObservedExecute
 from coursekit.steps.metadata_check import CheckCellMetadataCached
 from coursekit.steps.preprocessors import ReplayExecution, SanitizeTestOutputs
