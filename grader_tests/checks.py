@@ -43,6 +43,11 @@ class CheckFailure(Exception):
     """An expectation was not met; the message says what, what came back, and the likely cause."""
 
 
+class Refused(CheckFailure):
+    """The cell is not judged at all (a part missing or unjudged, nothing of the student's own): no figure or run
+    was looked at."""
+
+
 class StudentError(Exception):
     """Student code raised, or is not defined: the observer recorded the message."""
 
@@ -442,7 +447,7 @@ def _policy_note(policy: str) -> str:
 def _earned(statuses: Mapping[str, str]) -> None:
     """Integration points need at least one part of the student's own that passes all its checks."""
     if not any(status == "ok" for status in statuses.values()):
-        raise CheckFailure(NOTHING_OF_YOUR_OWN)
+        raise Refused(NOTHING_OF_YOUR_OWN)
 PART_IDS = tuple(grade_id for part_checks in PART_CHECKS.values() for grade_id, _ in part_checks)
 # An observation with one of these recorded no result for its part: it neither proves nor disproves the part.
 _UNJUDGED = ("interrupted", "observer_error", "no_stand_ins", "unknown_grade_id")
@@ -539,13 +544,13 @@ def _statuses(obs: Observation, parts: tuple[str, ...] = inputs.PARTS) -> dict[s
     statuses = {part: recorded.get(part) for part in parts}
     missing = [part for part, status in statuses.items() if status == "missing"]
     if missing:
-        raise CheckFailure(
+        raise Refused(
             f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not implemented yet: "
             "these checks need them to be attempted."
         )
     unjudged = [part for part, status in statuses.items() if status not in STATUSES]
     if unjudged:
-        raise CheckFailure(
+        raise Refused(
             f"the hidden tests of {', '.join(unjudged)} have no result (see those cells): these checks need it."
         )
     return statuses
@@ -668,6 +673,8 @@ def _noting_policy(parts: tuple[str, ...]) -> Callable[[Callable[[Observation], 
         def noted(obs: Observation) -> Iterator[str]:
             try:
                 yield from check(obs)
+            except Refused:
+                raise
             except CheckFailure as exc:
                 policy = policy_of(obs)
                 statuses = obs.get("statuses") if isinstance(obs.get("statuses"), Mapping) else {}
