@@ -415,6 +415,10 @@ PART_CHECKS: dict[str, tuple[tuple[str, Callable[[Observation], Iterator[str]]],
 
 
 STATUSES = ("ok", "wrong", "missing")
+PART_IDS = tuple(grade_id for part_checks in PART_CHECKS.values() for grade_id, _ in part_checks)
+# An observation with one of these recorded no result for its part: it neither proves nor disproves the part.
+_UNJUDGED = ("interrupted", "observer_error", "no_stand_ins", "unknown_grade_id")
+
 
 # ---- The grading policy for convergence and plots (the integration cells), set by the instructor in
 # nbgrader_config.py (`c.GradingPolicy.integration`, coursekit/steps/policy.py) and handed to the judge by the
@@ -448,9 +452,6 @@ def _earned(statuses: Mapping[str, str]) -> None:
     """Integration points need at least one part of the student's own that passes all its checks."""
     if not any(status == "ok" for status in statuses.values()):
         raise Refused(NOTHING_OF_YOUR_OWN)
-PART_IDS = tuple(grade_id for part_checks in PART_CHECKS.values() for grade_id, _ in part_checks)
-# An observation with one of these recorded no result for its part: it neither proves nor disproves the part.
-_UNJUDGED = ("interrupted", "observer_error", "no_stand_ins", "unknown_grade_id")
 
 
 def part_status(observed: Any, part: str) -> str:
