@@ -55,13 +55,21 @@ c.ExchangeFactory.release_feedback = CourseReleaseFeedback
 if os.environ.get(DB_URL_ENV):
     c.CourseDirectory.db_url = os.environ[DB_URL_ENV]
 
-# ---- The due date and the late penalty: set them here and nowhere else (coursekit/course/late.py; README, "Due date
-# and late penalty"). `make release` and `make grade` copy the due date into the gradebook; a change of
-# either makes `make grade` regrade the submissions. A submission's time: submitted/<student>/<assignment>/
-# timestamp.txt, as nbgrader's collect and zip_collect write it.
+# ---- The due date, the late penalty and the grading policy: set them here and nowhere else
+# (coursekit/course/late.py, coursekit/steps/policy.py; README, "Due date and late penalty" and "Grading policy").
+# `make release` and `make grade` copy the due date into the gradebook; a change of any of them makes
+# `make grade` regrade the submissions. A submission's time: submitted/<student>/<assignment>/timestamp.txt,
+# as nbgrader's collect and zip_collect write it.
 c.Deadline.due_date = ""  # e.g. "2026-12-15 23:59:00 Europe/Berlin"; "" for no due date
 c.AssignLatePenalties.plugin_class = LatePenalty
 c.LatePenalty.percent_per_day = 0  # % of the score taken off per day late, a started day counting whole; 0: none
+# The grading policy for convergence and plots (6 of 19 points; docs/grading.md, "Grading policy"):
+# "each_mistake_once": a part that fails its own checks is replaced by the reference in the convergence run and
+#   the figures that show it are not graded, so each mistake costs only its own part's points;
+# "whole_notebook": convergence and plots are judged on the student's own run and figures.
+# Under both, a notebook none of whose parts (Model, loss, train) passes its own checks earns none of these points.
+# A change makes `make grade` regrade the submissions.
+c.GradingPolicy.integration = "each_mistake_once"
 # ----
 
 # ---- Grades and feedback out to the LMS: set them here and nowhere else (coursekit/lms/out_settings.py; docs/lms.md,

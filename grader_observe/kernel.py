@@ -393,7 +393,8 @@ def probe_recorded(ns: Namespace, obs: Observation) -> None:
 
 
 def probe_plot_data(ns: Namespace, obs: Observation, recorded: list[Any]) -> None:
-    obs["parts"] = part_observations(ns, ("Model",))
+    # The figure shows Model only; loss is observed too because the grading policy asks whether any part is right.
+    obs["parts"] = part_observations(ns)
     obs["figures"] = describe_figures(recorded)
     _lab_data()  # draws the lab's data at the same point of the notebook as before judging moved out
 

@@ -7,11 +7,15 @@ isolation (docs/grading.md):
 - model checks use only `Model`;
 - loss checks use only `loss`;
 - train checks judge the student's `train` run on a stand-in model with the stand-in loss;
-- convergence judges the run of the notebook's schedule with the stand-in for any part that fails its own
-  checks: the grader picks the mix from the parts' statuses (`part_statuses`, `mix_for`: never observed next
-  to the part's own stand-in) and a probe child runs it (`compose` puts the pieces together);
-- plot checks read the figures' artist data, and are waived when an attempted part is wrong
-  (its points are already lost), but not when a part was never attempted.
+- convergence and plots (the integration cells) follow the instructor's grading policy (`POLICIES`, set in
+  nbgrader_config.py and composed in by the grader): under "each mistake costs once" convergence judges the
+  run of the notebook's schedule with the stand-in for any part that fails its own checks, and a figure that
+  shows a wrong part's output is waived (its points are already lost); under "whole notebook" both judge the
+  student's own run and figures. Under both, a notebook none of whose parts passes its own checks earns no
+  integration point, and a part never attempted leaves nothing to run. The grader picks the run from the
+  parts' statuses (`part_statuses`, `mix_for`: never observed next to the part's own stand-in) and a probe
+  child runs it (`compose` puts the pieces together);
+- plot checks read the figures' artist data.
 An observation that is malformed, incomplete or missing earns nothing.
 """
 
@@ -37,6 +41,11 @@ class Result:
 
 class CheckFailure(Exception):
     """An expectation was not met; the message says what, what came back, and the likely cause."""
+
+
+class Refused(CheckFailure):
+    """The cell is not judged at all (a part missing or unjudged, nothing of the student's own): no figure or run
+    was looked at."""
 
 
 class StudentError(Exception):
@@ -374,6 +383,13 @@ def check_train_state(obs: Observation) -> Iterator[str]:
     after_one = _pair(_get(obs, "after_one"))
     if after_one is None:
         raise CheckFailure("after train, model.w or model.b no longer holds a single number.")
+    # Without this a train that does nothing (`return 0.0`) passed: it keeps the same variables and "a second
+    # call does what a first does" holds trivially when neither call moves anything.
+    if np.allclose(after_one, (ref.INITIAL_W, ref.INITIAL_B), rtol=0.0, atol=0.0):
+        raise CheckFailure(
+            "train(model, ...) left model.w and model.b as they were (w=1, b=4): a training step must move them "
+            "down the gradient, in place (model.w.assign_sub(learning_rate * dw))."
+        )
     twice = _numeric("the second train(...) call", _get(obs, "twice"))
     once = _numeric("train(...) on a fresh model", _get(obs, "once"))
     got, expected = _pair(_get(obs, "got")), _pair(_get(obs, "expected"))
@@ -402,6 +418,40 @@ STATUSES = ("ok", "wrong", "missing")
 PART_IDS = tuple(grade_id for part_checks in PART_CHECKS.values() for grade_id, _ in part_checks)
 # An observation with one of these recorded no result for its part: it neither proves nor disproves the part.
 _UNJUDGED = ("interrupted", "observer_error", "no_stand_ins", "unknown_grade_id")
+
+
+# ---- The grading policy for convergence and plots (the integration cells), set by the instructor in
+# nbgrader_config.py (`c.GradingPolicy.integration`, coursekit/steps/policy.py) and handed to the judge by the
+# grader (`compose`), never taken from the kernel. docs/grading.md, "Grading policy".
+EACH_MISTAKE_ONCE = "each_mistake_once"
+WHOLE_NOTEBOOK = "whole_notebook"
+POLICIES = {EACH_MISTAKE_ONCE: "each mistake costs once", WHOLE_NOTEBOOK: "whole notebook"}
+DEFAULT_POLICY = EACH_MISTAKE_ONCE
+# Both policies: integration points are earned by the student's own parts at work. A notebook none of whose
+# parts passes its own checks has nothing of its own in a run or a figure worth points (the reference would be
+# doing all the work under "each mistake costs once"), so every integration cell scores 0.
+NOTHING_OF_YOUR_OWN = (
+    "no points for convergence and plots: none of your parts (Model, loss, train) passed its own checks, and "
+    "these points are earned only by your own parts at work."
+)
+
+
+def policy_of(obs: Observation) -> str:
+    """The policy the grader composed into the observation (the default for a bare observation in tests)."""
+    policy = obs.get("policy", DEFAULT_POLICY)
+    if policy not in POLICIES:
+        raise CheckFailure(f"the grading policy {policy!r} is not one of {', '.join(POLICIES)}: see nbgrader_config.py")
+    return policy
+
+
+def _policy_note(policy: str) -> str:
+    return f'grading policy "{POLICIES[policy]}"'
+
+
+def _earned(statuses: Mapping[str, str]) -> None:
+    """Integration points need at least one part of the student's own that passes all its checks."""
+    if not any(status == "ok" for status in statuses.values()):
+        raise Refused(NOTHING_OF_YOUR_OWN)
 
 
 def part_status(observed: Any, part: str) -> str:
@@ -434,28 +484,46 @@ def part_statuses(kernel_parts: Any, train: Any) -> dict[str, str]:
     return statuses
 
 
-def mix_for(statuses: Mapping[str, str]) -> str | None:
-    """The training run the convergence checks judge: each part the student's if 'ok', else its stand-in.
+def mix_for(statuses: Mapping[str, str], policy: str = DEFAULT_POLICY) -> str | None:
+    """The training run the convergence checks judge.
 
-    None when a part is missing or unjudged: those checks refuse before they look at any run.
+    "each mistake costs once": each part the student's if 'ok', else its stand-in. "whole notebook": the
+    student's three parts, as they are. None when there is no run to judge: a part is missing or unjudged, or
+    no part is 'ok' (the checks refuse before they look at any run).
     """
     if any(statuses.get(part) not in ("ok", "wrong") for part in inputs.PARTS):
         return None
+    if not any(statuses[part] == "ok" for part in inputs.PARTS):
+        return None
+    if policy == WHOLE_NOTEBOOK:
+        return "/".join("student" for _ in inputs.PARTS)
     return "/".join("student" if statuses[part] == "ok" else "stand-in" for part in inputs.PARTS)
 
 
+def _substituted(mix: str) -> tuple[str, ...]:
+    return tuple(part for part, who in zip(inputs.PARTS, mix.split("/"), strict=True) if who == "stand-in")
+
+
+def run_beside_stand_ins(statuses: Mapping[str, str], mix: str) -> tuple[str, ...]:
+    """The student's parts in run `mix` that failed their own checks: such a part must not run in a process that
+    holds its stand-in (the train probe child holds Model's and loss's), or it could use it to earn the run."""
+    return tuple(part for part, who in zip(inputs.PARTS, mix.split("/"), strict=True)
+                 if who == "student" and statuses.get(part) != "ok")
+
+
 APART = {"test_train_step", "test_train_state"}  # judged only on what a probe child observed
-_COMPOSED = ("statuses", "runs", "parts")  # written by the grader, never taken as they are from the kernel's record
+# Written by the grader, never taken as they are from the kernel's record.
+_COMPOSED = ("statuses", "runs", "parts", "policy")
 _PROBLEMS = ("interrupted", "observer_error", "unknown_grade_id")
 
 
 def compose(grade_id: str, kernel: Observation, apart: Observation | None,
-            train: Mapping[str, Observation] | None = None) -> dict[str, Any]:
+            train: Mapping[str, Observation] | None = None, policy: str = DEFAULT_POLICY) -> dict[str, Any]:
     """What the check of `grade_id` judges: the kernel's record, what a probe child observed, the parts' statuses.
 
     `kernel`: the observation in the cell's own output (this run's nonce); `apart`: the probe child's, for
     train and convergence cells (None when there is none); `train`: the train child's observations of the
-    train cells, by grade id (for the statuses, see `part_statuses`).
+    train cells, by grade id (for the statuses, see `part_statuses`); `policy`: the instructor's grading policy.
     """
     if grade_id in APART:
         return dict(apart) if apart is not None else {
@@ -468,6 +536,7 @@ def compose(grade_id: str, kernel: Observation, apart: Observation | None,
         composed.update({key: apart[key] for key in _PROBLEMS if key in apart})
     if grade_id in inputs.RUN_GRADE_IDS or grade_id.startswith("test_plot_"):
         composed["statuses"] = part_statuses(kernel.get("parts"), train)
+        composed["policy"] = policy
     return composed
 
 
@@ -476,13 +545,13 @@ def _statuses(obs: Observation, parts: tuple[str, ...] = inputs.PARTS) -> dict[s
     statuses = {part: recorded.get(part) for part in parts}
     missing = [part for part, status in statuses.items() if status == "missing"]
     if missing:
-        raise CheckFailure(
+        raise Refused(
             f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not implemented yet: "
             "these checks need them to be attempted."
         )
     unjudged = [part for part, status in statuses.items() if status not in STATUSES]
     if unjudged:
-        raise CheckFailure(
+        raise Refused(
             f"the hidden tests of {', '.join(unjudged)} have no result (see those cells): these checks need it."
         )
     return statuses
@@ -497,8 +566,12 @@ class History:
 
 
 def rerun_training(obs: Observation, statuses: dict[str, str]) -> History:
-    """The run of the notebook's schedule with the stand-in for each part that is wrong."""
-    key = mix_for(statuses)
+    """The run of the notebook's schedule the policy judges: with the stand-in for each part that is wrong
+    ("each mistake costs once"), or the student's own parts ("whole notebook")."""
+    _earned(statuses)
+    key = mix_for(statuses, policy_of(obs))
+    if key is None:
+        raise CheckFailure("the hidden tests recorded no training run: run the notebook from the top.")
     runs = _get(obs, "runs")
     if key not in runs:
         raise CheckFailure("the hidden tests recorded no training run: run the notebook from the top.")
@@ -508,19 +581,24 @@ def rerun_training(obs: Observation, statuses: dict[str, str]) -> History:
             raise CheckFailure(f"at epoch {run['unreadable']} model.w or model.b no longer holds a single number.")
         _get(run, "epochs")  # raises what stopped the run: the student's exception, or nothing recorded
     losses = [float(_numeric("train(...)", value)) for value in run["loss"]]
-    substituted = tuple(part for part, status in statuses.items() if status != "ok")
+    substituted = _substituted(key)
     return History([float(v) for v in run["w"]], [float(v) for v in run["b"]], losses, substituted)
 
 
-def _substitution_note(history: History) -> str:
-    if not history.substituted:
-        return ""
-    return f" (run with the reference {', '.join(history.substituted)}, which failed its own checks)"
+def _substitution_note(history: History, obs: Observation) -> str:
+    policy = policy_of(obs)
+    if history.substituted:
+        return (f" (run with the reference {', '.join(history.substituted)}, which failed its own checks: "
+                f"{_policy_note(policy)})")
+    wrong = [part for part, status in _get(obs, "statuses").items() if status != "ok"]
+    if wrong:  # only "whole notebook" runs a part that failed its own checks
+        return f" (your own run, with your {', '.join(wrong)}, which failed its own checks: {_policy_note(policy)})"
+    return ""
 
 
 def check_convergence_fit(obs: Observation) -> Iterator[str]:
     history = rerun_training(obs, _statuses(obs))
-    note = _substitution_note(history)
+    note = _substitution_note(history, obs)
     rows = zip(ref.SEED_LAB_TABLE, history.w, history.b, history.loss, strict=True)
     for epoch, ((seed_w, seed_b, seed_loss), w, b, loss_value) in enumerate(rows):
         if abs(w - seed_w) > ref.TABLE_WB_TOLERANCE or abs(b - seed_b) > ref.TABLE_WB_TOLERANCE:
@@ -542,8 +620,9 @@ def check_convergence_history(obs: Observation) -> Iterator[str]:
     rises = [epoch for epoch in range(1, len(history.loss)) if history.loss[epoch] >= history.loss[epoch - 1]]
     if rises:
         raise CheckFailure(
-            f"the loss did not fall at epoch {rises[0]}: {history.loss[rises[0] - 1]:.5f} -> "
-            f"{history.loss[rises[0]]:.5f}. With learning rate 0.1 every step should lower it."
+            f"the loss{_substitution_note(history, obs)} did not fall at epoch {rises[0]}: "
+            f"{history.loss[rises[0] - 1]:.5f} -> {history.loss[rises[0]]:.5f}. With learning rate 0.1 every step "
+            "should lower it."
         )
     yield "the loss falls every epoch"
     if history.substituted:
@@ -569,14 +648,80 @@ def check_convergence_history(obs: Observation) -> Iterator[str]:
 
 
 def _plots_gradable(obs: Observation, parts: tuple[str, ...] = inputs.PARTS) -> str | None:
-    """None when every part the figure shows is right; otherwise why the figure is not graded."""
-    wrong = [part for part, status in _statuses(obs, parts).items() if status != "ok"]
-    if wrong:
+    """None when the figure is to be checked; otherwise why it is not graded (full points).
+
+    Both policies: 0 when none of the student's parts passes its own checks. "each mistake costs once": a
+    figure that shows the output of a wrong part is not graded (the mistake already cost its points).
+    "whole notebook": every figure is checked as the notebook drew it.
+    """
+    shown = _statuses(obs, parts)
+    _earned(_get(obs, "statuses"))
+    policy = policy_of(obs)
+    wrong = [part for part, status in shown.items() if status != "ok"]
+    if wrong and policy == EACH_MISTAKE_ONCE:
         return (
             f"plots not graded, with full points: they show the output of {', '.join(wrong)}, "
-            "whose own checks failed and already cost points"
+            f"whose own checks failed and already cost points ({_policy_note(policy)})"
         )
     return None
+
+
+def _noting_policy(parts: tuple[str, ...]) -> Callable[[Callable[[Observation], Iterator[str]]],
+                                                      Callable[[Observation], Iterator[str]]]:
+    """"whole notebook": a figure that fails because it shows a wrong part's output says so, and why it costs."""
+
+    def decorate(check: Callable[[Observation], Iterator[str]]) -> Callable[[Observation], Iterator[str]]:
+        def noted(obs: Observation) -> Iterator[str]:
+            try:
+                yield from check(obs)
+            except Refused:
+                raise
+            except CheckFailure as exc:
+                policy = policy_of(obs)
+                statuses = obs.get("statuses") if isinstance(obs.get("statuses"), Mapping) else {}
+                wrong = [part for part in parts if statuses.get(part) == "wrong"]
+                if policy != WHOLE_NOTEBOOK or not wrong or _policy_note(policy) in str(exc):
+                    raise
+                raise CheckFailure(f"{exc} (this figure shows the output of your {', '.join(wrong)}, which failed "
+                                   f"its own checks: {_policy_note(policy)})") from None
+
+        noted.__name__, noted.__doc__ = check.__name__, check.__doc__
+        return noted
+
+    return decorate
+
+
+def _expect_lab_run(obs: Observation, figure: str, with_losses: bool) -> Iterator[str]:
+    """"whole notebook": the figures of training earn points only when they show the lab's run, the seed lab's
+    table (the tolerances of test_convergence_fit), not just any run drawn faithfully (a train that does
+    nothing draws flat lines faithfully)."""
+    policy = policy_of(obs)
+    if policy != WHOLE_NOTEBOOK:
+        return
+    w, b = _name(obs, "list_w"), _name(obs, "list_b")
+    losses = _floats_of(_get(obs, "losses"), "losses") if with_losses else None
+    for epoch, (seed_w, seed_b, seed_loss) in enumerate(ref.SEED_LAB_TABLE):
+        if epoch >= w.size or epoch >= b.size or (losses is not None and epoch >= losses.size):
+            raise CheckFailure(f"the {figure} shows fewer than {ref.EPOCHS} epochs ({_policy_note(policy)}).")
+        got_w, got_b = float(w.ravel()[epoch]), float(b.ravel()[epoch])
+        off = abs(got_w - seed_w) > ref.TABLE_WB_TOLERANCE or abs(got_b - seed_b) > ref.TABLE_WB_TOLERANCE
+        if off or not (np.isfinite(got_w) and np.isfinite(got_b)) or (
+            losses is not None and not abs(float(losses[epoch]) - seed_loss) <= ref.TABLE_LOSS_RTOL * seed_loss
+        ):
+            shown = f"w={got_w:.2f}, b={got_b:.2f}" + (f", loss {float(losses[epoch]):.5f}" if losses is not None
+                                                      else "")
+            expected = f"w={seed_w:.2f}, b={seed_b:.2f}" + (f", loss {seed_loss:.5f}" if losses is not None else "")
+            raise CheckFailure(
+                f"the {figure} shows your run at epoch {epoch} with {shown}; the lab's table has {expected}. "
+                f"Under the {_policy_note(policy)} this figure earns points only when it shows the lab's run."
+            )
+    yield f"the {figure} shows the lab's run ({_policy_note(policy)})"
+
+
+def _floats_of(values: Any, name: str) -> np.ndarray:
+    if values is None:
+        raise CheckFailure(f"the notebook has no usable `{name}`: run the training loop cell first.")
+    return np.asarray([float(v) for v in values], dtype=np.float64)
 
 
 def _all_axes(obs: Observation) -> list[Mapping[str, Any]]:
@@ -611,6 +756,7 @@ def _expect_scatter(axes: Mapping[str, Any], x: Any, y: Any, predicted: Any, whi
             )
 
 
+@_noting_policy(("Model",))
 def check_plot_data(obs: Observation) -> Iterator[str]:
     # Drawn before train exists: it shows the data and the untrained Model only.
     reason = _plots_gradable(obs, ("Model",))
@@ -636,6 +782,7 @@ def _name(obs: Observation, name: str) -> np.ndarray:
     return _numeric(f"`{name}`", record)
 
 
+@_noting_policy(inputs.PARTS)
 def check_plot_history(obs: Observation) -> Iterator[str]:
     reason = _plots_gradable(obs)
     if reason:
@@ -668,8 +815,10 @@ def check_plot_history(obs: Observation) -> Iterator[str]:
                 f"expected epochs 0-14 against {_fmt(values)}."
             )
     yield "the history plot shows w and b per epoch against the true values"
+    yield from _expect_lab_run(obs, "history plot", with_losses=False)
 
 
+@_noting_policy(inputs.PARTS)
 def check_plot_loss_weights(obs: Observation) -> Iterator[str]:
     reason = _plots_gradable(obs)
     if reason:
@@ -706,6 +855,7 @@ def check_plot_loss_weights(obs: Observation) -> Iterator[str]:
                     f"against the losses ({_fmt(values)}, {_fmt(losses)})."
                 )
     yield "the loss is plotted against the history of w and of b"
+    yield from _expect_lab_run(obs, "loss-against-weights figure", with_losses=True)
 
 
 # ---------------------------------------------------------------- groups

@@ -69,10 +69,15 @@ def judge(request: pytest.FixtureRequest) -> Judge:
     except ValueError as exc:
         pytest.fail(str(exc), pytrace=False)
     if trusted:
+        from coursekit.course.directory import Course
+        from coursekit.course.late import course_config
+        from coursekit.steps.policy import integration_policy
         from grader_tests.in_process import execute, run
 
+        # The course's policy, as the sandboxed route (a scratch copy of this course) has it.
+        policy = integration_policy(course_config(Course(Path(__file__).resolve().parents[1])))
         notebook_run = execute(path)
-        return lambda grade_id: run(grade_id, notebook_run.namespace, notebook_run.figures)
+        return lambda grade_id: run(grade_id, notebook_run.namespace, notebook_run.figures, policy)
 
     from coursekit.course.directory import CourseError
     from coursekit.engine import one_notebook

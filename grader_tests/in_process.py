@@ -36,19 +36,20 @@ def _through_json(observation: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(observation, allow_nan=False))
 
 
-def run(grade_id: str, namespace: dict[str, Any], figures_drawn: list[Any] | None = None) -> checks.Result:
+def run(grade_id: str, namespace: dict[str, Any], figures_drawn: list[Any] | None = None,
+        policy: str = checks.DEFAULT_POLICY) -> checks.Result:
     """Observe one grade cell on this namespace, as autograding does (the kernel's record, and what a probe
-    child would observe, here in this process), then judge it."""
+    child would observe, here in this process), then judge it under the grading `policy`."""
     kernel = _through_json(collect(grade_id, namespace, figures_drawn or []))
     model_and_loss = load_stand_ins(stand_ins_source(("Model", "loss")))
     train = {train_id: _through_json(collect_apart(train_id, namespace, model_and_loss)) for train_id in checks.APART}
     apart = train.get(grade_id)
     if grade_id in inputs.RUN_GRADE_IDS:
-        mix = checks.mix_for(checks.part_statuses(kernel.get("parts"), train))
+        mix = checks.mix_for(checks.part_statuses(kernel.get("parts"), train), policy)
         if mix is not None:
             substituted = [part for part, who in zip(inputs.PARTS, mix.split("/"), strict=True) if who == "stand-in"]
             apart = _through_json(collect_apart(RUN, namespace, load_stand_ins(stand_ins_source(substituted)), mix))
-    return checks.judge(grade_id, checks.compose(grade_id, kernel, apart, train))
+    return checks.judge(grade_id, checks.compose(grade_id, kernel, apart, train, policy))
 
 
 class _NoMagics:

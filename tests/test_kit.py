@@ -72,7 +72,7 @@ def test_committed_cohort_matches_its_definition(repo_course: Course) -> None:
 def test_cohort_has_enough_distinct_mistakes() -> None:
     mistakes = [s for s in cohort.STUDENTS if s.loses]
     parts = {g.split("_")[1] for s in mistakes for g in s.loses}
-    assert len(mistakes) >= 15 and parts == {"model", "loss", "train"}
+    assert len(mistakes) >= 15 and {"model", "loss", "train"} <= parts
     assert len({(s.model, s.loss, s.train) for s in cohort.STUDENTS}) == len(cohort.STUDENTS)
 
 

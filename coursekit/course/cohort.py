@@ -40,6 +40,11 @@ TRAIN = '''def train(model, inputs, outputs, learning_rate):
 MODEL_GROUPS = ("test_model_variables", "test_model_output")
 LOSS_GROUPS = ("test_loss_values", "test_loss_properties")
 TRAIN_GROUPS = ("test_train_step", "test_train_state")
+# Convergence and plots: earned only by a notebook with at least one part that passes its own checks
+# (docs/grading.md, "Grading policy"; the cohort's expectations are the default policy's, "each_mistake_once").
+INTEGRATION = ("test_convergence_fit", "test_convergence_history", "test_plot_data", "test_plot_history",
+               "test_plot_loss_weights")
+EVERY_CELL = (*MODEL_GROUPS, *LOSS_GROUPS, *TRAIN_GROUPS, *INTEGRATION)
 
 
 @dataclass(frozen=True)
@@ -340,6 +345,24 @@ model = Model()''',
         loss=LOSS.replace("reduce_mean", "reduce_sum"),
         train=_train_body("  model.w.assign_sub(dw)\n  model.b.assign_sub(db)"),
         loses=("test_loss_values", "test_train_step"),
+    ),
+    # ---- nothing of the student's own passes: no convergence or plot points either (the grading policy)
+    Student(
+        "all_parts_wrong",
+        "every part wrong: w and b swapped, a summed loss, no learning rate",
+        model=MODEL.replace("tf.Variable(1.0)", "tf.Variable(X)").replace("tf.Variable(4.0)", "tf.Variable(1.0)")
+        .replace("tf.Variable(X)", "tf.Variable(4.0)"),
+        loss=LOSS.replace("reduce_mean", "reduce_sum"),
+        train=_train_body("  model.w.assign_sub(dw)\n  model.b.assign_sub(db)"),
+        loses=("test_model_variables", "test_loss_values", "test_train_step", *INTEGRATION),
+    ),
+    Student(
+        "stubs_do_nothing",
+        "do-nothing stubs: an empty Model class, a loss and a train that return 0.0",
+        model="class Model(object):\n  pass\n\nmodel = Model()",
+        loss="def loss(predicted_y, target_y):\n  return 0.0",
+        train="def train(model, inputs, outputs, learning_rate):\n  return 0.0",
+        loses=EVERY_CELL,
     ),
 )
 

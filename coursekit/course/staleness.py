@@ -7,7 +7,8 @@ Every autograded notebook carries, in its metadata, a fingerprint of what produc
   each protected cell's source, hidden tests included (nbgrader's own checksums), so the release's
   cells and points;
 - the hidden checks (`grader_tests/`) and the observer the kernel runs (`grader_observe/`), byte for byte;
-- the due date and the late penalty rule (coursekit/course/late.py), which decide each submission's penalty.
+- the due date and the late penalty rule (coursekit/course/late.py), which decide each submission's penalty,
+  and the grading policy for convergence and plots (coursekit/steps/policy.py).
 A student whose notebook's fingerprint is not the current one is stale: `make grade` regrades exactly
 them, and exports and feedback refuse to go out until it has. Why the notebook and not a table of the
 kit's: the fingerprint is written in the same file as the outputs it vouches for, by the step that
@@ -27,11 +28,13 @@ from typing import Any
 from nbformat import NotebookNode
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets.config import Config
 
 from coursekit import ASSIGNMENT
 from coursekit.course import late
 from coursekit.course.directory import Course
 from coursekit.course.gradebook import open_gradebook
+from coursekit.steps import policy
 
 METADATA_KEY = "coursekit"
 # The packages whose code decides the points: the checks (in the grader) and the observer (in the kernel).
@@ -61,6 +64,11 @@ def assignment_structure(gradebook: Gradebook, assignment: str) -> dict[str, Any
     }
 
 
+def grading_rule(config: Config) -> dict[str, Any]:
+    """What nbgrader_config.py sets that decides scores: the late rule and the grading policy (as plain data)."""
+    return {**late.rule(config), **policy.rule(config)}
+
+
 def fingerprint_of(structure: dict[str, Any], late_rule: dict[str, Any]) -> str:
     digest = hashlib.sha256(json.dumps([structure, late_rule], sort_keys=True, default=str).encode())
     for name in GRADING_PACKAGES:
@@ -76,7 +84,7 @@ def current(course: Course) -> tuple[str, dict[str, Any]] | None:
             structure = assignment_structure(gradebook, ASSIGNMENT)
         except MissingEntry:
             return None
-    return fingerprint_of(structure, late.rule(late.course_config(course))), structure
+    return fingerprint_of(structure, grading_rule(late.course_config(course))), structure
 
 
 class StampGradedWith(NbGraderPreprocessor):  # enabled by default, unlike nbconvert's base
@@ -89,7 +97,7 @@ class StampGradedWith(NbGraderPreprocessor):  # enabled by default, unlike nbcon
         # The late rule as coursekit reads it, from the course's nbgrader_config.py only: a user-level
         # nbgrader config seen here but not there would make every grade look stale, forever.
         root = self.config.CourseDirectory.get("root")
-        rule = late.rule(late.course_config(Course(Path(root))) if root else self.config)
+        rule = grading_rule(late.course_config(Course(Path(root))) if root else self.config)
         nb.metadata[METADATA_KEY] = {
             "graded_with": fingerprint_of(structure, rule),
             "points": structure[info["notebook"]]["points"],

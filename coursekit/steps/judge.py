@@ -31,6 +31,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from coursekit.kernels.probe_child import ProbeChild, ProbeChildError
 from coursekit.kernels.runaway import RUNAWAY_ERRORS, GuardedExecute, message_size
 from coursekit.steps.observation_limits import MAX_OBSERVATION_BYTES, bounded
+from coursekit.steps.policy import integration_policy
 from grader_observe import MIME, inputs
 from grader_tests import checks, stand_ins_source
 
@@ -144,11 +145,15 @@ class ApartProbes:
             child.close()
             self.replayed.pop(name, None)
 
-    def run(self, index: int, mix: str) -> dict[str, Any]:
-        """The convergence run `mix` on the cells above `index`; the same cells and mix are run once."""
-        train_right = mix.endswith("/student")
-        name = "train" if train_right else "run"
+    def run(self, index: int, mix: str, alone: bool = False) -> dict[str, Any]:
+        """The convergence run `mix` on the cells above `index`; the same cells and mix are run once.
+
+        `alone`: the mix runs a student part that failed its own checks ("whole notebook"), so it must not run
+        in the train child, next to that part's stand-in: a child holding only the stand-ins the mix uses runs it.
+        """
+        train_right = mix.endswith("/student") and not alone
         substituted = tuple(part for part, who in zip(inputs.PARTS, mix.split("/"), strict=True) if who == "stand-in")
+        name = "train" if train_right else ("own" if alone else "run")
         # The train child holds the Model and loss stand-ins already; the other holds only what the mix needs.
         parts = ("Model", "loss") if train_right else substituted
         replay = [i for i, cell in enumerate(self.nb.cells[:index]) if cell.cell_type == "code"
@@ -177,6 +182,7 @@ class ObservedExecute(GuardedExecute):
         self._bundles: dict[int, int] = {}
         self._apart: dict[int, dict[str, Any]] = {}
         self._train: dict[str, dict[str, Any]] = {}
+        self._policy = integration_policy(self.config)
         cwd = resources.get("metadata", {}).get("path") or os.getcwd()
         self._probes = ApartProbes(nb, str(Path(cwd).resolve()), float(self.timeout or 120))
         resources[RESOURCE_KEY] = {"nonce": nonce}
@@ -210,9 +216,11 @@ class ObservedExecute(GuardedExecute):
             else:
                 self._apart[index] = self._train[grade_id] = self._probes.train(index, grade_id)
         elif clean and grade_id in inputs.RUN_GRADE_IDS:
-            mix = checks.mix_for(checks.part_statuses(kernel[0].get("parts"), self._train))
+            statuses = checks.part_statuses(kernel[0].get("parts"), self._train)
+            mix = checks.mix_for(statuses, self._policy)
             if mix is not None:
-                self._apart[index] = self._probes.run(index, mix)
+                alone = bool(checks.run_beside_stand_ins(statuses, mix))
+                self._apart[index] = self._probes.run(index, mix, alone)
         return cell, resources
 
     def _exempt(self, msg: dict[str, Any], cell_index: int) -> bool:
@@ -265,13 +273,14 @@ def observations_of(cell: NotebookNode, grade_id: str, nonce: str) -> list[dict[
 
 
 def verdict(grade_id: str, observations: list[dict[str, Any]], cleared: bool = False,
-            apart: dict[str, Any] | None = None, train: dict[str, Any] | None = None) -> list[NotebookNode]:
-    """The outputs a judged test cell ends with."""
+            apart: dict[str, Any] | None = None, train: dict[str, Any] | None = None,
+            policy: str = checks.DEFAULT_POLICY) -> list[NotebookNode]:
+    """The outputs a judged test cell ends with, under the instructor's grading `policy`."""
     if cleared or len(observations) > 1:
         return [_error(TAMPERED)]
     if not observations:
         return [_error(NOT_RUN)]
-    result = checks.judge(grade_id, checks.compose(grade_id, observations[0], apart, train))
+    result = checks.judge(grade_id, checks.compose(grade_id, observations[0], apart, train, policy))
     if not result.passed:
         return [_error(result.message)]
     lines = "\n".join(f"  ✓ {line}" for line in result.message.splitlines())
@@ -293,11 +302,12 @@ class JudgeObservations(NbGraderPreprocessor):  # enabled by default, unlike nbc
             )
         cleared = set(state.get("cleared", ()))
         apart, train = state.get("apart", {}), state.get("train", {})
+        policy = integration_policy(self.config)
         for index, cell in enumerate(nb.cells):
             if is_observed(cell):
                 grade_id = cell.metadata.nbgrader["grade_id"]
                 observations = observations_of(cell, grade_id, nonce)
-                judged = verdict(grade_id, observations, index in cleared, apart.get(index), train)
+                judged = verdict(grade_id, observations, index in cleared, apart.get(index), train, policy)
                 # A cell that timed out, or that never ran after the kernel died, says so
                 # (coursekit/kernels/runaway.py).
                 stopped = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"
