@@ -49,7 +49,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Course, dict[str
 @pytest.fixture(scope="session")
 def graded(demo_run: tuple[Course, dict[str, str], dict[str, str]]) -> Course:
     """The demo course, graded once per test session: released, graded, feedback and grades.csv written, for the
-    30 demo students plus `EXTRA_STUDENTS`. Shared by every test that needs a graded class: read it, never
+    32 demo students plus `EXTRA_STUDENTS`. Shared by every test that needs a graded class: read it, never
     change it (copy it with `graded.scratch_copy(tmp_path)` first, or grade a course of your own)."""
     return demo_run[0]
 
