@@ -19,11 +19,13 @@ import pytest
 from coursekit import ASSIGNMENT, cli
 from coursekit.course.directory import Course
 from coursekit.engine import grading
+from coursekit.engine.routes import REPLAY_KEY
 from coursekit.exports import scores
 from coursekit.report import stats
 from coursekit.report.collect import ClassData, Outcome, read_hints
 from coursekit.report.page import build
 from coursekit.steps import judge, sanitize
+from coursekit.steps.preprocessors import ReplayExecution
 from grader_tests import checks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -177,6 +179,21 @@ def test_sanitize_keeps_hint_ids_on_test_cells_only() -> None:
     sanitize.SanitizeStudentContent().preprocess(nb, {})
     assert nb.cells[0].metadata["coursekit"] == {"hints": ["loss.sum_instead_of_mean"]}
     assert all("coursekit" not in cell.metadata for cell in nb.cells[1:])
+
+
+def test_the_writer_takes_hint_ids_from_the_worker_on_test_cells_only(tmp_path: Path) -> None:
+    def notebook(hints: bool) -> nbformat.NotebookNode:
+        extra = {"coursekit": {"hints": ["loss.halved"]}} if hints else {}
+        plain = nbformat.v4.new_code_cell("x = 1", metadata=dict(extra))
+        return nbformat.v4.new_notebook(cells=[plain, _test_cell("test_loss_values", extra)])
+
+    worker = tmp_path / "worker.ipynb"
+    nbformat.write(notebook(hints=True), worker)
+    mine = notebook(hints=False)
+    mine.cells[0].metadata["coursekit"] = {"hints": ["planted.by_student"]}
+    ReplayExecution().preprocess(mine, {REPLAY_KEY: {"sha256": "0" * 64, "executed": str(worker)}})
+    assert "coursekit" not in mine.cells[0].metadata
+    assert mine.cells[1].metadata["coursekit"] == {"hints": ["loss.halved"]}
 
 
 def test_read_hints_from_an_autograded_notebook(tmp_path: Path) -> None:

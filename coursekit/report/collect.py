@@ -24,7 +24,7 @@ from nbgrader.api import MissingEntry
 from coursekit import ASSIGNMENT
 from coursekit.course import late
 from coursekit.course.directory import Course
-from coursekit.course.gradebook import open_gradebook
+from coursekit.course.gradebook import open_gradebook, require_release
 from coursekit.engine import completion, intake
 from coursekit.engine.grading import RUN_RECORD
 from coursekit.exports import scores
@@ -83,6 +83,17 @@ def read_hints(path: Path, cells: dict[str, float]) -> dict[str, list[str]] | No
     return found or None
 
 
+def in_notebook_order(course: Course, cells: dict[str, float]) -> dict[str, float]:
+    """`cells` in the order the released notebook asks them (the gradebook's order is its own)."""
+    try:
+        release = nbformat.read(course.release_notebook, as_version=4)
+        order = [(c.get("metadata", {}).get("nbgrader") or {}).get("grade_id") for c in release.cells]
+    except (OSError, ValueError):
+        order = []
+    rank = {grade_id: index for index, grade_id in enumerate(order) if grade_id}
+    return dict(sorted(cells.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))
+
+
 def run_record(course: Course) -> dict[str, Any] | None:
     path = course.root / RUN_RECORD
     try:
@@ -93,8 +104,9 @@ def run_record(course: Course) -> dict[str, Any] | None:
 
 
 def collect(course: Course) -> ClassData:
+    require_release(course)  # a fresh course says what to run, rather than a traceback
     db_url = course.db_url
-    max_points = scores.max_cell_points(db_url)
+    max_points = in_notebook_order(course, scores.max_cell_points(db_url))
     graded_cells = scores.cell_scores(db_url)
     found = intake.find(course)
     # Graded: every test cell scored and the autograded notebook on disk, by the assignment as it is now.

@@ -25,12 +25,12 @@ import matplotlib.pyplot as plt
 
 from coursekit import ASSIGNMENT
 from coursekit.exports.csv_export import neutralised
+from coursekit.exports.scores import GROUPS
 from coursekit.report import stats
 from coursekit.report.collect import ClassData
 from grader_tests.checks import HINTS
 
 TEMPLATE = "report.html.j2"
-# Shares and discrimination: two decimals; points: as nbgrader stores them.
 COLORS = {"full": "#1a7f37", "partial": "#bf8700", "zero": "#cf222e"}
 HATCHES = {"full": "", "partial": "//", "zero": "xx"}  # so the parts differ without colour too
 
@@ -145,7 +145,9 @@ def build(data: ClassData, out: Path, now: datetime | None = None) -> Report:
     summary = stats.distribution(finals)
     all_items = stats.items(data.scores, data.max_points, data.group_of)
     cells = [i for i in all_items if i.kind == "cell"]
-    groups = [i for i in all_items if i.kind == "group"]
+    # The groups as `coursekit scores` lists them (the parts first); cells in notebook order within each.
+    groups = sorted((i for i in all_items if i.kind == "group"),
+                    key=lambda g: GROUPS.index(g.name) if g.name in GROUPS else len(GROUPS))
     ranked = stats.misconceptions(data.hints)
     late = [(s, data.seconds_late.get(s, 0.0), data.penalties.get(s, 0.0)) for s in students
             if data.seconds_late.get(s, 0.0) > 0 or data.penalties.get(s, 0.0)]
