@@ -22,7 +22,7 @@ from coursekit.engine import grading
 from coursekit.engine.routes import REPLAY_KEY
 from coursekit.exports import scores
 from coursekit.report import stats
-from coursekit.report.collect import ClassData, Outcome, read_hints
+from coursekit.report.collect import ClassData, Outcome, collect, read_hints
 from coursekit.report.page import build
 from coursekit.steps import judge, sanitize
 from coursekit.steps.preprocessors import ReplayExecution
@@ -337,3 +337,22 @@ def test_report_of_the_graded_demo_course(graded: Course, tmp_path: Path) -> Non
     record = json.loads((graded.root / grading.RUN_RECORD).read_text())
     assert record["graded"] == 32 and record["failed"] == 0
     assert record["elapsed_seconds"] > 0 and "The grading run" in page and record["started"] in page
+
+
+@pytest.mark.slow
+def test_students_to_look_at_in_a_released_course(tmp_path: Path) -> None:
+    """Refused ids, failures of the last run and ungraded submissions, from intake, the gradebook and the run
+    record (nbgrader generate_assignment only: no kernel)."""
+    course = Course(REPO).scratch_copy(tmp_path / "course")
+    cli.release(course, cli.build_parser().parse_args(["release"]))
+    for student in ("ann", "bob", "bad*id"):
+        course.submit(student, course.release_notebook)
+    failed = grading.Summary(total=2, failed={"ann": ("worker crashed", "KilledWorker: gone")})
+    grading.write_run_record(course, failed, "a Dask cluster")
+    data = collect(course)
+    assert data.scores == {} and list(data.max_points)[:2] == ["test_model_variables", "test_model_output"]
+    assert [(o.student, o.status) for o in data.outcomes] == [
+        ("bad*id", "refused id"), ("ann", "failed"), ("bob", "not graded")]
+    assert "KilledWorker: gone" in data.outcomes[1].why
+    page = build(data, tmp_path / "out").html.read_text()
+    assert "bad*id" in page and "KilledWorker: gone" in page and "No submission is graded yet" in page
