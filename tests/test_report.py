@@ -6,6 +6,7 @@ course (the session fixture `graded`) and checks its CSV against the gradebook.
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import math
@@ -137,6 +138,14 @@ def test_every_failure_raised_has_a_described_hint_id() -> None:
     assert raised - set(checks.HINTS) == set()
     assert all(sanitize.HINT_ID.fullmatch(hint) for hint in checks.HINTS)
     assert judge.HINTS_KEY == sanitize.HINTS_KEY
+
+
+def test_every_check_failure_is_raised_with_an_id() -> None:
+    tree = ast.parse((REPO / "grader_tests" / "checks.py").read_text())
+    raised = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+              and isinstance(node.func, ast.Name) and node.func.id == "CheckFailure"]
+    assert len(raised) > 40
+    assert [node.lineno for node in raised if not any(k.arg == "hint" for k in node.keywords)] == []
 
 
 def _number(value: float) -> dict[str, object]:
