@@ -342,6 +342,8 @@ def test_report_of_the_graded_demo_course(graded: Course, tmp_path: Path) -> Non
     counts = [int(row["students"]) for row in mistakes.values()]
     assert counts == sorted(counts, reverse=True)
     assert 'data-hint="loss.sum_instead_of_mean"' in page
+    assert "graded before the kit recorded mistake ids" not in page  # every autograded notebook holds its ids
+    assert len(_rows(out / f"{ASSIGNMENT}_students.csv")) == 0  # none refused, failed, blank or late in the demo
 
     record = json.loads((graded.root / grading.RUN_RECORD).read_text())
     assert record["graded"] == 32 and record["failed"] == 0
