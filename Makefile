@@ -11,7 +11,7 @@ export COURSEKIT_DB_URL := $(DB_URL)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast lint bench bench-memory lab release grade feedback export scores cohort clean \
+.PHONY: help venv demo test test-fast lint bench bench-memory lab release grade feedback export scores report cohort clean \
 	delete-student-work
 
 help: ## list the targets
@@ -65,15 +65,18 @@ export: $(STAMP) ## grades.csv for the LMS
 scores: $(STAMP) ## points per student and group, from the gradebook
 	$(BIN)/coursekit scores $(if $(VERBOSE),--verbose)
 
+report: $(STAMP) ## reports/custom_training_basics.html (how the class did) and its data as CSV beside it
+	$(BIN)/coursekit report $(if $(VERBOSE),--verbose)
+
 cohort: $(STAMP) ## rewrite demo/cohort/ from the release and coursekit/course/cohort.py
 	$(BIN)/python -m coursekit.course.cohort
 
 # Only what `make grade`, `make feedback`, `make export` and `make demo` rebuild. Never submitted/ or rejected/
 # (the students' work) nor the gradebook (manual grades and comments are the graders' work). `find -exec rm`
 # on each entry, not `rm -rf dir/*/`: a symlink is removed, never followed.
-clean: ## remove what grading rebuilds (autograded/, feedback/, grades*.csv, feedback_packs/, demo-course/); keeps submissions and gradebook
+clean: ## remove what grading rebuilds (autograded/, feedback/, grades*.csv, feedback_packs/, reports/, demo-course/); keeps submissions and gradebook
 	find autograded feedback -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
-	rm -rf grades.csv grades_*.csv feedback_packs bench-out demo-course
+	rm -rf grades.csv grades_*.csv feedback_packs bench-out demo-course reports
 	@# artifacts/: what tests and benches wrote; the samples kept in git (screenshots, exports) stay.
 	git clean -fdXq artifacts 2>/dev/null || rm -rf artifacts
 

@@ -194,6 +194,14 @@ def show_scores(course: Course, args: argparse.Namespace) -> None:
     _report_manual_scores(course)
 
 
+def report(course: Course, args: argparse.Namespace) -> None:
+    from coursekit.report import collect, page  # matplotlib and the template: only when a report is asked for
+
+    built = page.build(collect.collect(course), Path(args.out) if args.out else course.root / "reports")
+    print(f"report: {built.html}")
+    print(f"data:   {', '.join(path.name for path in built.csv)} (beside it)")
+
+
 DEMO_COURSE = "demo-course"
 # Written into the demo course, so `make demo` only ever deletes a folder it made itself.
 DEMO_MARK = ".coursekit-demo-course"
@@ -332,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("scores", help="print each student's points per group from the gradebook").set_defaults(
         run=show_scores
     )
+    reporting = commands.add_parser(
+        "report", help="how the class did: one self-contained HTML page and its data as CSV, in reports/")
+    reporting.add_argument("--out", metavar="DIR", help="where to write them (default: reports/ in the course folder)")
+    reporting.set_defaults(run=report)
     demoing = commands.add_parser("demo", help="release, grade, feedback and export the shipped demo cohort")
     demoing.set_defaults(run=demo)
     # ---- lms-in: roster and submissions in (docs/lms.md)

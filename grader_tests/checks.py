@@ -37,10 +37,20 @@ class Result:
     check: str
     passed: bool
     message: str
+    # A failure's stable id (a key of HINTS): what the class report counts, never the message's wording.
+    hint: str = ""
 
 
 class CheckFailure(Exception):
-    """An expectation was not met; the message says what, what came back, and the likely cause."""
+    """An expectation was not met; the message says what, what came back, and the likely cause.
+
+    `hint`: the failure's stable id, a key of HINTS. Give one at every raise (tests/test_report.py checks it);
+    a failure without one is counted as "<part>.other", never lost.
+    """
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 class Refused(CheckFailure):
@@ -51,9 +61,10 @@ class Refused(CheckFailure):
 class StudentError(Exception):
     """Student code raised, or is not defined: the observer recorded the message."""
 
-    def __init__(self, message: str, *, not_implemented: bool = False) -> None:
+    def __init__(self, message: str, *, not_implemented: bool = False, hint: str = "") -> None:
         super().__init__(message)
         self.not_implemented = not_implemented
+        self.hint = hint
 
 
 Observation = Mapping[str, Any]
@@ -69,18 +80,22 @@ def _get(obs: Observation, key: str) -> Any:
         name = str(obs["undefined"])
         raise StudentError(
             f"`{name}` is not defined: run the cell that defines your {_KINDS.get(name, name)}, and keep its name.",
-            not_implemented=True,
+            not_implemented=True, hint="notebook.name_undefined",
         )
     if "raised" in obs:
         raised = obs["raised"]
         raise StudentError(str(raised["message"]), not_implemented=bool(raised["not_implemented"]))
     if obs.get("no_stand_ins"):
-        raise CheckFailure("the grader did not inject the stand-in parts: grade this notebook with `coursekit grade`.")
+        raise CheckFailure("the grader did not inject the stand-in parts: grade this notebook with `coursekit grade`.",
+                           hint="grader.no_stand_ins")
     if obs.get("interrupted"):
-        raise CheckFailure("the hidden tests ran out of time in this cell: your code took too long.")
+        raise CheckFailure("the hidden tests ran out of time in this cell: your code took too long.",
+                           hint="cell.hidden_tests_timeout")
     if "observer_error" in obs:
-        raise CheckFailure(f"the hidden tests could not observe your code: {obs['observer_error']}")
-    raise CheckFailure("the hidden tests recorded no result for this check: run the notebook from the top.")
+        raise CheckFailure(f"the hidden tests could not observe your code: {obs['observer_error']}",
+                           hint="grader.observer_error")
+    raise CheckFailure("the hidden tests recorded no result for this check: run the notebook from the top.",
+                       hint="notebook.no_record")
 
 
 def _array(record: Any) -> np.ndarray:
@@ -95,7 +110,8 @@ def _numeric(description: str, record: Any) -> np.ndarray:
     if record is None or "error" in record:
         kind = record["type"] if record else "nothing"
         error = record["error"] if record else "no value"
-        raise CheckFailure(f"{description} returned {kind}, which is not a number or tensor: {error}")
+        raise CheckFailure(f"{description} returned {kind}, which is not a number or tensor: {error}",
+                           hint="result.not_a_number")
     return _array(record)
 
 
@@ -120,7 +136,7 @@ def _expect_attributes(missing: list[str]) -> None:
     if missing:
         raise CheckFailure(
             f"Model() has no attribute {' or '.join(missing)}: store the weight as `self.w` "
-            "and the bias as `self.b`."
+            "and the bias as `self.b`.", hint="model.missing_attribute",
         )
 
 
@@ -132,32 +148,35 @@ def check_model_variables(obs: Observation) -> Iterator[str]:
         if not var["is_variable"]:
             raise CheckFailure(
                 f"model.{name} is a {var['type']}, expected a tf.Variable: gradient "
-                f"descent can only update a variable. Write `self.{name} = tf.Variable(...)`."
+                f"descent can only update a variable. Write `self.{name} = tf.Variable(...)`.",
+                hint="model.not_a_variable",
             )
         if var["dtype"] != "float32":
             raise CheckFailure(
                 f"model.{name} has dtype {var['dtype']}, expected float32: "
-                f"write the initial value as a float (`4.0`, not `4`)."
+                f"write the initial value as a float (`4.0`, not `4`).", hint="model.not_float32",
             )
         if not var["trainable"]:
-            raise CheckFailure(f"model.{name} is not trainable: leave `trainable` at its default, True.")
+            raise CheckFailure(f"model.{name} is not trainable: leave `trainable` at its default, True.",
+                               hint="model.not_trainable")
     yield "w and b are trainable float32 tf.Variables"
     got = tuple(float(_numeric(f"model.{name}", variables[name]["value"])) for name in ("w", "b"))
     if got != (ref.INITIAL_W, ref.INITIAL_B):
-        hint = ""
+        hint, hint_id = "", "model.wrong_initial_values"
         if got == (ref.INITIAL_B, ref.INITIAL_W):
-            hint = " It looks like w and b are swapped."
+            hint, hint_id = " It looks like w and b are swapped.", "model.initial_values_swapped"
         elif got == (2.0, 1.0):
             hint = " Those are the values of an old comment: the lab starts from w=1.0 and b=4.0."
+            hint_id = "model.old_comment_values"
         raise CheckFailure(
-            f"a new Model() starts at w={got[0]:g}, b={got[1]:g}; expected w=1.0, b=4.0.{hint}"
+            f"a new Model() starts at w={got[0]:g}, b={got[1]:g}; expected w=1.0, b=4.0.{hint}", hint=hint_id
         )
     yield "a new Model() starts at w=1.0 and b=4.0"
     _expect_attributes(_get(obs, "second_missing"))
     if _get(obs, "shares_variables"):
         raise CheckFailure(
             "two Model() objects share the same variables: create them in __init__ "
-            "(`self.w = tf.Variable(1.0)`), not as class attributes."
+            "(`self.w = tf.Variable(1.0)`), not as class attributes.", hint="model.shared_class_variables",
         )
     yield "each Model() has its own variables"
 
@@ -169,13 +188,13 @@ def check_model_output(obs: Observation) -> Iterator[str]:
         if not _get(obs, "is_variable")[name]:
             raise CheckFailure(
                 f"model.{name} is a {obs['types'][name]}, not a tf.Variable, so its value cannot be set "
-                "to test the output: make w and b tf.Variables."
+                "to test the output: make w and b tf.Variables.", hint="model.not_a_variable",
             )
     got = _numeric("model(2.0)", _get(obs, "scalar"))
     if got.shape != () or not np.isclose(got, 2.5, rtol=1e-6):
+        hint, hint_id = _model_hint(got, 2.0, 1.5, -0.5)
         raise CheckFailure(
-            f"with w=1.5 and b=-0.5, model(2.0) returned {_fmt(got)}; expected w*x + b = 2.5."
-            + _model_hint(got, 2.0, 1.5, -0.5)
+            f"with w=1.5 and b=-0.5, model(2.0) returned {_fmt(got)}; expected w*x + b = 2.5." + hint, hint=hint_id
         )
     yield "model(2.0) == w*2 + b for a scalar"
     x = inputs.MODEL_X
@@ -185,12 +204,13 @@ def check_model_output(obs: Observation) -> Iterator[str]:
         raise CheckFailure(
             f"model(x) for x of shape {x.shape} returned shape {got.shape}; expected one output "
             "per input, the same shape as x: use elementwise `*` and `+`, not a matrix product "
-            "or a reduction."
+            "or a reduction.", hint="model.output_shape",
         )
     if not np.allclose(got, expected, rtol=1e-6, atol=1e-6):
+        hint, hint_id = _model_hint(got, x, 1.5, -0.5)
         raise CheckFailure(
             f"with w=1.5 and b=-0.5, model(x) for x={_fmt(x)} returned {_fmt(got)}; expected "
-            f"w*x + b = {_fmt(expected)}." + _model_hint(got, x, 1.5, -0.5)
+            f"w*x + b = {_fmt(expected)}." + hint, hint=hint_id,
         )
     yield "model(x) == w*x + b elementwise for a vector"
     got = _numeric("model(x) after changing w and b", _get(obs, "after_reset"))
@@ -198,31 +218,32 @@ def check_model_output(obs: Observation) -> Iterator[str]:
         raise CheckFailure(
             "after setting w=3 and b=-2, model(x) returned "
             f"{_fmt(got)} instead of {_fmt(3.0 * x - 2.0)}: __call__ must read self.w and self.b "
-            "each time, not values copied in __init__."
+            "each time, not values copied in __init__.", hint="model.values_copied_in_init",
         )
     yield "the output follows the current values of w and b"
     if not _get(obs, "gradient_flows"):
         raise CheckFailure(
             "no gradient flows from model(x) back to w and b: compute the output with "
-            "TensorFlow operations on the variables, without .numpy() or NumPy functions."
+            "TensorFlow operations on the variables, without .numpy() or NumPy functions.", hint="model.no_gradient",
         )
     yield "gradients flow from the output to w and b"
 
 
-def _model_hint(got: np.ndarray, x: Any, w: float, b: float) -> str:
+def _model_hint(got: np.ndarray, x: Any, w: float, b: float) -> tuple[str, str]:
+    """The likely cause of a wrong output, and its hint id."""
     x = np.asarray(x, dtype=np.float64)
     if got.shape != np.shape(x):
-        return ""
-    candidates = {
-        " It looks like w and b are swapped in __call__ (b*x + w).": b * x + w,
-        " It looks like the bias is missing (w*x).": w * x,
-        " It looks like the weight is missing (x + b).": x + b,
-        " It looks like you multiplied by the bias (w*x*b).": w * x * b,
-    }
-    for hint, value in candidates.items():
+        return "", "model.wrong_output"
+    candidates = (
+        (" It looks like w and b are swapped in __call__ (b*x + w).", "model.call_swapped", b * x + w),
+        (" It looks like the bias is missing (w*x).", "model.bias_missing", w * x),
+        (" It looks like the weight is missing (x + b).", "model.weight_missing", x + b),
+        (" It looks like you multiplied by the bias (w*x*b).", "model.multiplied_by_bias", w * x * b),
+    )
+    for hint, hint_id, value in candidates:
         if np.allclose(got, value, rtol=1e-6, atol=1e-6):
-            return hint
-    return ""
+            return hint, hint_id
+    return "", "model.wrong_output"
 
 
 
@@ -230,20 +251,20 @@ def _model_hint(got: np.ndarray, x: Any, w: float, b: float) -> str:
 
 # ---------------------------------------------------------------- loss
 
-_LOSS_MISTAKES: tuple[tuple[str, Callable[[np.ndarray], float]], ...] = (
-    ("did you sum the squared errors instead of averaging them? Use tf.reduce_mean.",
+_LOSS_MISTAKES: tuple[tuple[str, str, Callable[[np.ndarray], float]], ...] = (
+    ("did you sum the squared errors instead of averaging them? Use tf.reduce_mean.", "loss.sum_instead_of_mean",
      lambda d: float(np.sum(d**2))),
-    ("did you take the absolute error instead of squaring it? Use tf.square.",
+    ("did you take the absolute error instead of squaring it? Use tf.square.", "loss.absolute_error",
      lambda d: float(np.mean(np.abs(d)))),
     ("did you take the square root (RMSE)? The loss is the mean of the squared errors, no root.",
-     lambda d: float(np.sqrt(np.mean(d**2)))),
-    ("did you forget to square the errors? Use tf.square(predicted_y - target_y).",
+     "loss.root_mean_squared", lambda d: float(np.sqrt(np.mean(d**2)))),
+    ("did you forget to square the errors? Use tf.square(predicted_y - target_y).", "loss.not_squared",
      lambda d: float(np.mean(d))),
-    ("did you forget to square the errors? Use tf.square(predicted_y - target_y).",
+    ("did you forget to square the errors? Use tf.square(predicted_y - target_y).", "loss.not_squared",
      lambda d: float(np.mean(-d))),
-    ("did you halve the loss? The lab's MSE has no 1/2 factor.",
+    ("did you halve the loss? The lab's MSE has no 1/2 factor.", "loss.halved",
      lambda d: float(0.5 * np.mean(d**2))),
-    ("did you sum the absolute errors? Use the mean of the squared errors.",
+    ("did you sum the absolute errors? Use the mean of the squared errors.", "loss.sum_of_absolute_errors",
      lambda d: float(np.sum(np.abs(d)))),
 )
 
@@ -256,17 +277,17 @@ def _expect_loss(got: np.ndarray, predicted: np.ndarray, target: np.ndarray, whe
     if got.shape != ():
         raise CheckFailure(
             f"loss on {where} returned shape {got.shape}; expected a single number (shape ()): "
-            "average over the examples with tf.reduce_mean."
+            "average over the examples with tf.reduce_mean.", hint="loss.not_a_scalar",
         )
     if np.isclose(got, expected, rtol=1e-5, atol=1e-7):
         return
     message = f"loss on {where} returned {float(got):.6g}; expected {expected:.6g} (the mean squared error)."
-    for hint, mistake in _LOSS_MISTAKES:
+    for hint, hint_id, mistake in _LOSS_MISTAKES:
         if np.isclose(got, mistake(difference), rtol=1e-5, atol=1e-7):
-            if hint.startswith("did you sum the squared"):
+            if hint_id == "loss.sum_instead_of_mean":
                 message += f" That is {float(got) / expected:.0f}x the expected value:"
-            raise CheckFailure(f"{message} {hint}")
-    raise CheckFailure(message)
+            raise CheckFailure(f"{message} {hint}", hint=hint_id)
+    raise CheckFailure(message, hint="loss.wrong_value")
 
 
 
@@ -292,14 +313,14 @@ def check_loss_properties(obs: Observation) -> Iterator[str]:
     if shape != ():
         raise CheckFailure(
             f"loss returned shape {shape}; expected a scalar: one number for the whole "
-            "batch, averaged with tf.reduce_mean."
+            "batch, averaged with tf.reduce_mean.", hint="loss.not_a_scalar",
         )
     yield "the loss is a scalar"
     if not _get(obs, "gradient_flows"):
         raise CheckFailure(
             "no gradient flows through your loss: compute it with TensorFlow operations "
             "(tf.square, tf.reduce_mean), without .numpy() or NumPy functions, so that "
-            "GradientTape can differentiate it."
+            "GradientTape can differentiate it.", hint="loss.no_gradient",
         )
     yield "gradients flow through the loss"
 
@@ -309,26 +330,30 @@ def check_loss_properties(obs: Observation) -> Iterator[str]:
 _TRAIN_X = inputs.TRAIN_X
 _TRAIN_Y = inputs.TRAIN_Y
 
-def _step_hint(got_w: float, got_b: float, start: ref.Step, lr: float) -> str:
+def _step_hint(got_w: float, got_b: float, start: ref.Step, lr: float) -> tuple[str, str]:
+    """The likely cause of a wrong step, and its hint id."""
     expected = ref.gd_step(start.w, start.b, _TRAIN_X, _TRAIN_Y, lr)
     dw, db = (start.w - expected.w) / lr, (start.b - expected.b) / lr
     if np.isclose(got_w, start.w) and np.isclose(got_b, start.b):
-        return " w and b did not change: update the variables in place with assign_sub (or assign)."
+        return " w and b did not change: update the variables in place with assign_sub (or assign).", "train.no_update"
     if np.isclose(got_w, start.w + lr * dw, rtol=1e-4) and np.isclose(got_b, start.b + lr * db, rtol=1e-4):
-        return " You moved up the gradient: gradient descent subtracts learning_rate * gradient."
+        return (" You moved up the gradient: gradient descent subtracts learning_rate * gradient.",
+                "train.gradient_ascent")
     if np.isclose(got_w, start.w - lr * db, rtol=1e-4) and np.isclose(got_b, start.b - lr * dw, rtol=1e-4):
-        return " The gradients of w and b are swapped: t.gradient returns them in the order you pass the variables."
+        return (" The gradients of w and b are swapped: t.gradient returns them in the order you pass the variables.",
+                "train.gradients_swapped")
     if np.isclose(got_w, start.w - dw, rtol=1e-4) and np.isclose(got_b, start.b - db, rtol=1e-4):
-        return " The step ignores the learning rate: subtract learning_rate * gradient."
+        return " The step ignores the learning rate: subtract learning_rate * gradient.", "train.learning_rate_ignored"
     for other_lr in (0.1, 0.01, 0.001):
         step = ref.gd_step(start.w, start.b, _TRAIN_X, _TRAIN_Y, other_lr)
         if other_lr != lr and np.isclose(got_w, step.w, rtol=1e-4) and np.isclose(got_b, step.b, rtol=1e-4):
-            return f" That is a step with learning rate {other_lr}: use the learning_rate argument."
+            return (f" That is a step with learning rate {other_lr}: use the learning_rate argument.",
+                    "train.fixed_learning_rate")
     if np.isclose(got_w, start.w - lr * dw, rtol=1e-4) and np.isclose(got_b, start.b):
-        return " b was not updated."
+        return " b was not updated.", "train.bias_not_updated"
     if np.isclose(got_b, start.b - lr * db, rtol=1e-4) and np.isclose(got_w, start.w):
-        return " w was not updated."
-    return ""
+        return " w was not updated.", "train.weight_not_updated"
+    return "", "train.wrong_step"
 
 
 
@@ -338,28 +363,34 @@ def check_train_step(obs: Observation) -> Iterator[str]:
     for index, lr in enumerate(inputs.TRAIN_RATES):
         step = steps[index] if index < len(steps) else _get(obs, f"step {lr}")
         if float(step["lr"]) != lr:
-            raise CheckFailure("the hidden tests recorded the steps out of order: run the notebook from the top.")
+            raise CheckFailure("the hidden tests recorded the steps out of order: run the notebook from the top.",
+                               hint="notebook.steps_out_of_order")
         expected = ref.gd_step(ref.INITIAL_W, ref.INITIAL_B, _TRAIN_X, _TRAIN_Y, lr)
         after = _pair(step["after"])
         if after is None:
-            raise CheckFailure("after train, model.w or model.b no longer holds a single number.")
+            raise CheckFailure("after train, model.w or model.b no longer holds a single number.",
+                               hint="train.variables_unreadable")
         got_w, got_b = after
         if not np.allclose((got_w, got_b), (expected.w, expected.b), rtol=1e-5, atol=1e-6):
             start = ref.Step(ref.INITIAL_W, ref.INITIAL_B, expected.loss)
+            hint, hint_id = _step_hint(got_w, got_b, start, lr)
             raise CheckFailure(
                 f"one step from w=1, b=4 with learning_rate={lr} gave w={got_w:.6g}, b={got_b:.6g}; "
-                f"expected w={expected.w:.6g}, b={expected.b:.6g}.{_step_hint(got_w, got_b, start, lr)}"
+                f"expected w={expected.w:.6g}, b={expected.b:.6g}.{hint}", hint=hint_id,
             )
         value = _numeric("train(...)", step["returned"])
         if value.shape != ():
-            raise CheckFailure(f"train returned shape {value.shape}; expected the scalar loss.")
+            raise CheckFailure(f"train returned shape {value.shape}; expected the scalar loss.",
+                               hint="train.return_not_scalar")
         if not np.isclose(value, expected.loss, rtol=1e-5):
             after_loss = ref.gd_step(expected.w, expected.b, _TRAIN_X, _TRAIN_Y, lr).loss
-            hint = (" That is the loss after the update: return the loss computed inside the tape, before it."
-                    if np.isclose(value, after_loss, rtol=1e-4) else "")
+            after = np.isclose(value, after_loss, rtol=1e-4)
+            hint = " That is the loss after the update: return the loss computed inside the tape, before it." \
+                if after else ""
             raise CheckFailure(
                 f"train returned {float(value):.6g}; expected the loss before the update, "
-                f"{expected.loss:.6g}.{hint}"
+                f"{expected.loss:.6g}.{hint}",
+                hint="train.returns_loss_after_update" if after else "train.wrong_return",
             )
     yield "one step from a known state gives the expected w and b at learning rates 0.1, 0.05 and 0.3"
     yield "train returns the loss before the update"
@@ -369,38 +400,43 @@ def check_train_state(obs: Observation) -> Iterator[str]:
     if not _get(obs, "same_objects"):
         raise CheckFailure(
             "train replaced model.w or model.b with new objects: update the existing variables "
-            "in place (model.w.assign_sub(...)) so every reference to them sees the change."
+            "in place (model.w.assign_sub(...)) so every reference to them sees the change.",
+            hint="train.replaces_variables",
         )
     if not _get(obs, "still_variables"):
-        raise CheckFailure("after train, model.w or model.b is no longer a tf.Variable.")
+        raise CheckFailure("after train, model.w or model.b is no longer a tf.Variable.",
+                           hint="train.replaces_variables")
     if _get(obs, "notebook_model_changed"):
         raise CheckFailure(
             "train changed the notebook's global `model` instead of the model passed in: "
-            "use the `model` argument."
+            "use the `model` argument.", hint="train.global_model",
         )
     yield "train updates the model passed in, in place, keeping the same tf.Variable objects"
     # Whatever rule train applies, a second call must do what a first call does from that state.
     after_one = _pair(_get(obs, "after_one"))
     if after_one is None:
-        raise CheckFailure("after train, model.w or model.b no longer holds a single number.")
+        raise CheckFailure("after train, model.w or model.b no longer holds a single number.",
+                           hint="train.variables_unreadable")
     # Without this a train that does nothing (`return 0.0`) passed: it keeps the same variables and "a second
     # call does what a first does" holds trivially when neither call moves anything.
     if np.allclose(after_one, (ref.INITIAL_W, ref.INITIAL_B), rtol=0.0, atol=0.0):
         raise CheckFailure(
             "train(model, ...) left model.w and model.b as they were (w=1, b=4): a training step must move them "
-            "down the gradient, in place (model.w.assign_sub(learning_rate * dw))."
+            "down the gradient, in place (model.w.assign_sub(learning_rate * dw)).", hint="train.no_update",
         )
     twice = _numeric("the second train(...) call", _get(obs, "twice"))
     once = _numeric("train(...) on a fresh model", _get(obs, "once"))
     got, expected = _pair(_get(obs, "got")), _pair(_get(obs, "expected"))
     if got is None or expected is None:
-        raise CheckFailure("after train, model.w or model.b no longer holds a single number.")
+        raise CheckFailure("after train, model.w or model.b no longer holds a single number.",
+                           hint="train.variables_unreadable")
     if not np.allclose(got, expected, rtol=1e-5, atol=1e-6) or not np.allclose(twice, once, rtol=1e-5):
         raise CheckFailure(
             f"a second call moved w, b from {after_one[0]:.6g}, {after_one[1]:.6g} to {got[0]:.6g}, "
             f"{got[1]:.6g}, but a first call from that same state moves them to {expected[0]:.6g}, "
             f"{expected[1]:.6g}: each call must take exactly one step, with no state carried between "
-            "calls (momentum, a counter, a cached gradient or optimizer built once for other variables)."
+            "calls (momentum, a counter, a cached gradient or optimizer built once for other variables).",
+            hint="train.state_between_calls",
         )
     yield "each call takes exactly one step, with no state carried between calls"
 
@@ -547,12 +583,13 @@ def _statuses(obs: Observation, parts: tuple[str, ...] = inputs.PARTS) -> dict[s
     if missing:
         raise Refused(
             f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not implemented yet: "
-            "these checks need them to be attempted."
+            "these checks need them to be attempted.", hint="parts.not_implemented",
         )
     unjudged = [part for part, status in statuses.items() if status not in STATUSES]
     if unjudged:
         raise Refused(
-            f"the hidden tests of {', '.join(unjudged)} have no result (see those cells): these checks need it."
+            f"the hidden tests of {', '.join(unjudged)} have no result (see those cells): these checks need it.",
+            hint="parts.no_result",
         )
     return statuses
 
@@ -574,11 +611,13 @@ def rerun_training(obs: Observation, statuses: dict[str, str]) -> History:
         raise CheckFailure("the hidden tests recorded no training run: run the notebook from the top.")
     runs = _get(obs, "runs")
     if key not in runs:
-        raise CheckFailure("the hidden tests recorded no training run: run the notebook from the top.")
+        raise CheckFailure("the hidden tests recorded no training run: run the notebook from the top.",
+                           hint="notebook.no_training_run")
     run = runs[key]
     if len(run["loss"]) < ref.EPOCHS:
         if "unreadable" in run:
-            raise CheckFailure(f"at epoch {run['unreadable']} model.w or model.b no longer holds a single number.")
+            raise CheckFailure(f"at epoch {run['unreadable']} model.w or model.b no longer holds a single number.",
+                               hint="train.variables_unreadable")
         _get(run, "epochs")  # raises what stopped the run: the student's exception, or nothing recorded
     losses = [float(_numeric("train(...)", value)) for value in run["loss"]]
     substituted = _substituted(key)
@@ -604,12 +643,12 @@ def check_convergence_fit(obs: Observation) -> Iterator[str]:
         if abs(w - seed_w) > ref.TABLE_WB_TOLERANCE or abs(b - seed_b) > ref.TABLE_WB_TOLERANCE:
             raise CheckFailure(
                 f"at epoch {epoch} the training run{note} had w={w:.2f}, b={b:.2f}; "
-                f"the lab's table has w={seed_w:.2f}, b={seed_b:.2f}."
+                f"the lab's table has w={seed_w:.2f}, b={seed_b:.2f}.", hint="convergence.off_the_table",
             )
         if abs(loss_value - seed_loss) > ref.TABLE_LOSS_RTOL * seed_loss:
             raise CheckFailure(
                 f"at epoch {epoch} the training run{note} had loss {loss_value:.5f}; "
-                f"the lab's table has {seed_loss:.5f}."
+                f"the lab's table has {seed_loss:.5f}.", hint="convergence.off_the_table",
             )
     yield f"15 epochs{note} follow the lab's table of w, b and loss"
 
@@ -622,7 +661,8 @@ def check_convergence_history(obs: Observation) -> Iterator[str]:
         raise CheckFailure(
             f"the loss{_substitution_note(history, obs)} did not fall at epoch {rises[0]}: "
             f"{history.loss[rises[0] - 1]:.5f} -> {history.loss[rises[0]]:.5f}. With learning rate 0.1 every step "
-            "should lower it."
+            "should lower it.",
+            hint="convergence.loss_rises",
         )
     yield "the loss falls every epoch"
     if history.substituted:
@@ -633,13 +673,15 @@ def check_convergence_history(obs: Observation) -> Iterator[str]:
         values = recorded.get(name)
         if values is None:
             raise CheckFailure(
-                f"the notebook has no usable `{name}`: run the training loop cell before this one."
+                f"the notebook has no usable `{name}`: run the training loop cell before this one.",
+                hint="notebook.history_missing",
             )
         array = np.asarray([float(v) for v in values])
         if array.shape != (ref.EPOCHS,) or not np.allclose(array, rerun, rtol=1e-4, atol=1e-5):
             raise CheckFailure(
                 f"the notebook's `{name}` ({_fmt(array)}) differs from a fresh run of your parts "
-                f"({_fmt(rerun)}): run the cells in order, and keep the training loop as given."
+                f"({_fmt(rerun)}): run the cells in order, and keep the training loop as given.",
+                hint="notebook.history_differs",
             )
     yield "the notebook's recorded history matches a fresh run of your parts"
 
@@ -752,7 +794,8 @@ def _expect_scatter(axes: Mapping[str, Any], x: Any, y: Any, predicted: Any, whi
         expected = np.asarray(expected, dtype=np.float64).ravel()
         if got.shape != expected.shape or not np.allclose(got, expected, rtol=1e-5, atol=1e-5):
             raise CheckFailure(
-                f"the {which} scatter plot's {name} is {_fmt(got)}; expected {_fmt(expected)}."
+                f"the {which} scatter plot's {name} is {_fmt(got)}; expected {_fmt(expected)}.",
+                hint="plot.scatter_data_wrong",
             )
 
 
@@ -767,7 +810,7 @@ def check_plot_data(obs: Observation) -> Iterator[str]:
     if not scatters:
         raise CheckFailure(
             "no figure with the legend 'Real Data', 'Predicted Data' was drawn: run the cell "
-            "that calls plot_data(xs, ys, model(xs))."
+            "that calls plot_data(xs, ys, model(xs)).", hint="plot.data_not_drawn",
         )
     xs, ys = ref.training_data()
     predicted = (ref.INITIAL_W * xs + ref.INITIAL_B).astype(np.float32)
@@ -778,7 +821,8 @@ def check_plot_data(obs: Observation) -> Iterator[str]:
 def _name(obs: Observation, name: str) -> np.ndarray:
     record = _get(obs, "names").get(name)
     if record is None:
-        raise CheckFailure(f"the notebook has no `{name}`: run the cells above this one in order.")
+        raise CheckFailure(f"the notebook has no `{name}`: run the cells above this one in order.",
+                           hint="notebook.name_missing")
     return _numeric(f"`{name}`", record)
 
 
@@ -796,10 +840,11 @@ def check_plot_history(obs: Observation) -> Iterator[str]:
     else:
         raise CheckFailure(
             "no figure with the legend 'w', 'b', 'True w', 'True b' was drawn: run the cell that "
-            "plots the history of w and b."
+            "plots the history of w and b.", hint="plot.history_not_drawn",
         )
     if len(lines) < 4:
-        raise CheckFailure(f"the history plot has {len(lines)} lines; expected 4 (w, b, true w, true b).")
+        raise CheckFailure(f"the history plot has {len(lines)} lines; expected 4 (w, b, true w, true b).",
+                           hint="plot.history_line_wrong")
     epochs = np.arange(ref.EPOCHS)
     expectations = (
         ("w", _name(obs, "list_w")),
@@ -812,7 +857,7 @@ def check_plot_history(obs: Observation) -> Iterator[str]:
         if x.shape != epochs.shape or not np.allclose(x, epochs) or not np.allclose(y, values, atol=1e-6):
             raise CheckFailure(
                 f"the history plot's '{name}' line is ({_fmt(x)}, {_fmt(y)}); "
-                f"expected epochs 0-14 against {_fmt(values)}."
+                f"expected epochs 0-14 against {_fmt(values)}.", hint="plot.history_line_wrong",
             )
     yield "the history plot shows w and b per epoch against the true values"
     yield from _expect_lab_run(obs, "history plot", with_losses=False)
@@ -828,7 +873,7 @@ def check_plot_loss_weights(obs: Observation) -> Iterator[str]:
     if len(scatters) < 2:
         raise CheckFailure(
             "the test-set scatter plot was not drawn: run the cell that calls "
-            "plot_data(test_inputs, test_outputs, predicted_test_outputs)."
+            "plot_data(test_inputs, test_outputs, predicted_test_outputs).", hint="plot.test_scatter_not_drawn",
         )
     test_inputs = _name(obs, "test_inputs")
     predicted = _name(obs, "predicted_test_outputs")
@@ -836,14 +881,15 @@ def check_plot_loss_weights(obs: Observation) -> Iterator[str]:
     yield "the test-set scatter shows the test data and the trained model's predictions"
     recorded_losses = _get(obs, "losses")
     if recorded_losses is None:
-        raise CheckFailure("the notebook has no usable `losses`: run the training loop cell first.")
+        raise CheckFailure("the notebook has no usable `losses`: run the training loop cell first.",
+                           hint="notebook.history_missing")
     losses = np.asarray([float(v) for v in recorded_losses])
     panels = [axes for axes in _all_axes(obs) if axes["ylabel"] == "Loss" and axes["xlabel"] in ("w", "b")]
     by_name = {axes["xlabel"]: axes for axes in panels}
     if set(by_name) != {"w", "b"}:
         raise CheckFailure(
             "the loss-against-weights figure needs two panels with x labels 'w' and 'b' and y label "
-            f"'Loss'; found panels for {sorted(by_name) or 'none'}."
+            f"'Loss'; found panels for {sorted(by_name) or 'none'}.", hint="plot.loss_panels_missing",
         )
     for name in ("w", "b"):
         values = _name(obs, f"list_{name}")
@@ -852,7 +898,7 @@ def check_plot_loss_weights(obs: Observation) -> Iterator[str]:
             if x.shape != values.shape or not (np.allclose(x, values) and np.allclose(y, losses)):
                 raise CheckFailure(
                     f"the '{name}' panel plots ({_fmt(x)}, {_fmt(y)}); expected the history of {name} "
-                    f"against the losses ({_fmt(values)}, {_fmt(losses)})."
+                    f"against the losses ({_fmt(values)}, {_fmt(losses)}).", hint="plot.loss_panel_wrong",
                 )
     yield "the loss is plotted against the history of w and of b"
     yield from _expect_lab_run(obs, "loss-against-weights figure", with_losses=True)
@@ -876,16 +922,23 @@ CHECKS: dict[str, Callable[[Observation], Iterator[str]]] = {
 GRADE_IDS: tuple[str, ...] = tuple(CHECKS)
 
 
-def _run_check(check: Callable[[Observation], Iterator[str]], obs: Observation) -> Result:
+def area(grade_id: str) -> str:
+    """The part a grade id checks, as its hint ids name it: test_loss_values -> loss."""
+    return grade_id.split("_")[1] if grade_id.count("_") >= 2 else "code"
+
+
+def _run_check(check: Callable[[Observation], Iterator[str]], obs: Observation, part: str = "code") -> Result:
     passed: list[str] = []
     try:
         passed.extend(check(obs))
     except StudentError as exc:
-        return Result("not implemented" if exc.not_implemented else "error", False, str(exc))
+        hint = exc.hint or f"{part}.{'not_implemented' if exc.not_implemented else 'raises'}"
+        return Result("not implemented" if exc.not_implemented else "error", False, str(exc), hint)
     except CheckFailure as exc:
-        return Result("failed", False, str(exc))
+        return Result("failed", False, str(exc), exc.hint or f"{part}.other")
     except Exception as exc:  # a malformed (forged or truncated) observation earns nothing
-        return Result("malformed", False, f"the hidden tests' record of this cell is unusable ({type(exc).__name__}).")
+        return Result("malformed", False, f"the hidden tests' record of this cell is unusable ({type(exc).__name__}).",
+                      "record.malformed")
     return Result("passed", True, "\n".join(passed))
 
 
@@ -894,5 +947,99 @@ def judge(grade_id: str, observation: Observation) -> Result:
     if grade_id not in CHECKS:
         raise KeyError(f"no checks for grade id {grade_id!r}; known: {', '.join(GRADE_IDS)}")
     if not isinstance(observation, Mapping):
-        return Result("malformed", False, "the hidden tests' record of this cell is unusable.")
-    return _run_check(CHECKS[grade_id], observation)
+        return Result("malformed", False, "the hidden tests' record of this cell is unusable.", "record.malformed")
+    return _run_check(CHECKS[grade_id], observation, area(grade_id))
+
+
+# ---------------------------------------------------------------- hint ids
+
+# Every failure's stable id and what it means, for the class report (coursekit/report/): the report counts
+# these ids, so a message can be reworded without losing its history. An id is never reused for another
+# mistake; a new failure gets a new id here (tests/test_report.py checks that every id raised is listed).
+HINTS: dict[str, str] = {
+    # the notebook or the run, whatever the part
+    "notebook.name_undefined": "a part is not defined (its cell was not run, or it was renamed)",
+    "notebook.no_record": "the hidden tests recorded nothing (the notebook was not run from the top)",
+    "notebook.steps_out_of_order": "cells run out of order",
+    "notebook.no_training_run": "no training run was recorded",
+    "notebook.history_missing": "list_w, list_b or losses missing (training loop not run)",
+    "notebook.history_differs": "the notebook's history differs from a fresh run of its parts",
+    "notebook.name_missing": "a variable the plots need is missing",
+    "result.not_a_number": "a part returned something that is not a number or tensor",
+    "record.malformed": "the hidden tests' record is unusable",
+    "cell.hidden_tests_timeout": "the hidden tests ran out of time",
+    "cell.timeout": "the cell ran out of time",
+    "cell.not_run": "the hidden tests did not run (the kernel stopped before)",
+    "cell.tampered": "the cell's output was cleared or forged",
+    "kernel.died": "the kernel died",
+    "grader.no_stand_ins": "graded without the kit's stand-ins",
+    "grader.observer_error": "the grader could not observe the code",
+    "parts.not_implemented": "a part these checks need is not implemented",
+    "parts.no_result": "a part these checks need has no result",
+    **{f"{part}.other": f"a failed {part} check with no id of its own"
+       for part in ("model", "loss", "train", "convergence", "plot", "code")},
+    # Model
+    "model.not_implemented": "Model not implemented",
+    "model.raises": "Model raises an error",
+    "model.missing_attribute": "no self.w or self.b",
+    "model.not_a_variable": "w or b is not a tf.Variable",
+    "model.not_float32": "integer initial values (int32 variables)",
+    "model.not_trainable": "w or b not trainable",
+    "model.initial_values_swapped": "initial w and b swapped",
+    "model.old_comment_values": "initial values of the seed lab's old comment (w=2, b=1)",
+    "model.wrong_initial_values": "wrong initial values",
+    "model.shared_class_variables": "variables as class attributes, shared by every Model()",
+    "model.call_swapped": "__call__ returns b*x + w",
+    "model.bias_missing": "__call__ forgets the bias (w*x)",
+    "model.weight_missing": "__call__ forgets the weight (x + b)",
+    "model.multiplied_by_bias": "__call__ multiplies by the bias (w*x*b)",
+    "model.wrong_output": "wrong output",
+    "model.output_shape": "output of the wrong shape (a matrix product or a reduction)",
+    "model.values_copied_in_init": "__call__ uses values copied in __init__",
+    "model.no_gradient": "no gradient flows through Model (.numpy() or NumPy)",
+    # loss
+    "loss.not_implemented": "loss not implemented",
+    "loss.raises": "loss raises an error",
+    "loss.sum_instead_of_mean": "summed the squared errors instead of averaging them",
+    "loss.absolute_error": "mean absolute error instead of squared",
+    "loss.root_mean_squared": "root mean squared error (RMSE)",
+    "loss.not_squared": "errors not squared",
+    "loss.halved": "half the mean squared error",
+    "loss.sum_of_absolute_errors": "sum of absolute errors",
+    "loss.wrong_value": "wrong loss value",
+    "loss.not_a_scalar": "per-example losses, not a scalar",
+    "loss.no_gradient": "no gradient flows through the loss (.numpy() or NumPy)",
+    # train
+    "train.not_implemented": "train not implemented",
+    "train.raises": "train raises an error",
+    "train.no_update": "w and b not updated",
+    "train.gradient_ascent": "adds the gradient (gradient ascent)",
+    "train.gradients_swapped": "gradients of w and b swapped",
+    "train.learning_rate_ignored": "ignores the learning rate",
+    "train.fixed_learning_rate": "a fixed learning rate instead of the argument",
+    "train.bias_not_updated": "b not updated",
+    "train.weight_not_updated": "w not updated",
+    "train.wrong_step": "wrong step",
+    "train.return_not_scalar": "returns something other than the scalar loss",
+    "train.returns_loss_after_update": "returns the loss after the update",
+    "train.wrong_return": "returns a wrong loss",
+    "train.replaces_variables": "replaces w and b with new objects instead of updating them",
+    "train.global_model": "updates the notebook's global model, not its argument",
+    "train.variables_unreadable": "w or b no longer a single number after train",
+    "train.state_between_calls": "state carried between calls",
+    # convergence and plots
+    "convergence.not_implemented": "a part of the training run not implemented",
+    "convergence.raises": "the training run raises an error",
+    "convergence.off_the_table": "the training run departs from the lab's table",
+    "convergence.loss_rises": "the loss rises during training",
+    "plot.not_implemented": "a part a plot needs is not implemented",
+    "plot.raises": "a plot cell raises an error",
+    "plot.data_not_drawn": "the data scatter plot not drawn",
+    "plot.scatter_data_wrong": "a scatter plot shows the wrong data",
+    "plot.history_not_drawn": "the history plot not drawn",
+    "plot.history_line_wrong": "the history plot's lines are wrong",
+    "plot.test_scatter_not_drawn": "the test-set scatter plot not drawn",
+    "plot.loss_panels_missing": "the loss-against-weights panels missing",
+    "plot.loss_panel_wrong": "a loss-against-weights panel is wrong",
+}
+

@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import os
 import queue
 import shutil
 import signal
@@ -22,6 +24,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -34,6 +37,9 @@ from coursekit.engine.runners import ChunkFuture, DaskRunner, LocalRunner, runne
 from coursekit.engine.workers import NOTEBOOK, WORKER_CRASH, ChunkResult, ChunkStopped, build_bundle, pending
 
 RECORDED = "graded"
+# The last run's record, in the course folder (git-ignored): when, how long, who was graded, graded blank or
+# failed and why. Read by `coursekit report` (coursekit/report/); nothing else depends on it.
+RUN_RECORD = "grading-run.json"
 WRITER_ERROR = "nbgrader error (recording)"
 REFUSED_ID = "refused id"
 
@@ -58,6 +64,7 @@ class Summary:
     # parent, the bundle) is paid once, so the rate after it is what a bigger cohort gets.
     first_recorded: tuple[float, int] | None = None
     started: float = field(default_factory=time.monotonic)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def steady_rate(self) -> float | None:
         """Seconds per submission after the first recorded batch, or None when there is too little to tell."""
@@ -249,6 +256,7 @@ def grade(
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
     summary.elapsed = time.monotonic() - start
+    write_run_record(course, summary, runner.where)
     print("\n" + summary.table(), file=out, flush=True)
     if summary.interrupted:
         rest = [s for s in students if s not in summary.graded]
@@ -403,6 +411,7 @@ def grade_course(
         summary = grade(course, students, runner_for(scheduler, workers), chunk, out, refused)
     else:  # only refused ids: nothing to start a runner for
         summary = Summary(total=len(refused), failed={s: (REFUSED_ID, why) for s, why in refused.items()})
+        write_run_record(course, summary, "nowhere (no submission to grade)")
         print(summary.table(), file=out, flush=True)
     if summary.failed:
         refusals = sum(why == REFUSED_ID for why, _ in summary.failed.values())
@@ -413,6 +422,50 @@ def grade_course(
                "Intake)" if refusals else "")
         )
     return summary
+
+
+def write_run_record(course: Course, summary: Summary, where: str) -> None:
+    """Write RUN_RECORD: this run's times, and each student's last outcome (kept from earlier runs for students
+    this run did not touch, so a `STUDENT=` regrade does not forget the class). A record that cannot be written
+    costs the report, never the grades."""
+    path = course.root / RUN_RECORD
+    try:
+        earlier = json.loads(path.read_text()).get("students", {}) if path.is_file() else {}
+    except (OSError, ValueError, AttributeError):
+        earlier = {}
+    students: dict[str, dict[str, object]] = dict(earlier) if isinstance(earlier, dict) else {}
+    for student in summary.graded:
+        entry: dict[str, object] = {"outcome": "graded"}
+        if student in summary.blank:
+            entry = {"outcome": "graded blank", "why": summary.blank[student]}
+        if student in summary.notes:
+            entry["notes"] = summary.notes[student]
+        if student in summary.execution_seconds:
+            entry["execution_seconds"] = round(summary.execution_seconds[student], 3)
+        students[student] = entry
+    for student, (why, detail) in summary.failed.items():
+        students[student] = {"outcome": "failed", "why": why, "detail": detail}
+    done = max(summary.done, 1)
+    record = {
+        "started": summary.started_at.isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "elapsed_seconds": round(summary.elapsed, 3),
+        "where": where,
+        "submissions": summary.total,
+        "graded": len(summary.graded),
+        "failed": len(summary.failed),
+        "interrupted": summary.interrupted,
+        "seconds_per_submission": round(summary.elapsed / done, 3),
+        "steady_seconds_per_submission": None if summary.steady_rate() is None else round(summary.steady_rate(), 3),
+        "first_grade_after_seconds": None if summary.first_recorded is None else round(summary.first_recorded[0], 3),
+        "students": students,
+    }
+    try:
+        scratch = path.with_name(f".{path.name}.{os.getpid()}")
+        scratch.write_text(json.dumps(record, indent=1, ensure_ascii=False))
+        scratch.replace(path)
+    except OSError as exc:
+        print(f"could not write {path.name}: {exc}", file=sys.stderr)
 
 
 def checked_student(found: intake.Found, student: str) -> str:

@@ -287,6 +287,24 @@ def verdict(grade_id: str, observations: list[dict[str, Any]], cleared: bool = F
     return [_stream(f"Hidden tests passed:\n{lines}\n")]
 
 
+# Where a judged test cell records its failures' stable ids (grader_tests/checks.py, HINTS), for the class report
+# (coursekit/report/): cell.metadata["coursekit"]["hints"], [] when it passed. Always written over, so a student
+# cannot plant one; SanitizeStudentContent keeps it on test cells only.
+HINTS_KEY = "coursekit"
+_STOPPED_HINTS = {"CellTimeoutError": "cell.timeout", "DeadKernelError": "kernel.died", "CellNotRun": "cell.not_run"}
+
+
+def hint_ids(grade_id: str, observations: list[dict[str, Any]], cleared: bool = False,
+             apart: dict[str, Any] | None = None, train: dict[str, Any] | None = None) -> list[str]:
+    """The stable ids of what `verdict` reports for the same arguments: [] for a pass."""
+    if cleared or len(observations) > 1:
+        return ["cell.tampered"]
+    if not observations:
+        return ["cell.not_run"]
+    result = checks.judge(grade_id, checks.compose(grade_id, observations[0], apart, train))
+    return [] if result.passed else [result.hint]
+
+
 class JudgeObservations(NbGraderPreprocessor):  # enabled by default, unlike nbconvert's base
     """Replace each observed test cell's outputs with the judge's verdict on its observation."""
 
@@ -312,5 +330,9 @@ class JudgeObservations(NbGraderPreprocessor):  # enabled by default, unlike nbc
                 # (coursekit/kernels/runaway.py).
                 stopped = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"
                            and o.get("ename") in RUNAWAY_ERRORS]
-                cell.outputs = stopped[-1:] if stopped and not observations and index not in cleared else judged
+                halted = bool(stopped) and not observations and index not in cleared
+                cell.outputs = stopped[-1:] if halted else judged
+                hints = [_STOPPED_HINTS[stopped[-1].ename]] if halted else \
+                    hint_ids(grade_id, observations, index in cleared, apart.get(index), train)
+                cell.metadata[HINTS_KEY] = {"hints": hints}
         return nb, resources

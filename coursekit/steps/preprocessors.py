@@ -11,7 +11,7 @@ from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from coursekit.engine.routes import REPLAY_KEY
-from coursekit.steps.judge import RESOURCE_KEY, one_sentence_a_line
+from coursekit.steps.judge import HINTS_KEY, RESOURCE_KEY, is_observed, one_sentence_a_line
 
 __all__ = ["NoWorkerExecution", "ReplayExecution", "SanitizeTestOutputs", "one_sentence_a_line"]
 
@@ -69,6 +69,10 @@ class ReplayExecution(NbGraderPreprocessor):
             if mine.cell_type == "code":
                 mine.outputs = theirs.outputs
                 mine.execution_count = theirs.execution_count
+                # The worker's judge recorded its hint ids with the verdict: they go with it, on test cells only.
+                mine.metadata.pop(HINTS_KEY, None)
+                if HINTS_KEY in theirs.metadata and is_observed(mine):
+                    mine.metadata[HINTS_KEY] = theirs.metadata[HINTS_KEY]
         resources[RESOURCE_KEY] = {"replayed": True}
         return nb, resources
 

@@ -46,6 +46,9 @@ __all__ = ["ACTIVE_FILE_PATTERNS", "SanitizeStudentContent", "clean_html", "mark
 KEPT_AS_IS = frozenset({"text/plain", "image/png", "image/jpeg", "text/latex"})
 IMAGE_METADATA = ("image/png", "image/jpeg")
 CELL_METADATA = frozenset({"nbgrader", "tags", "editable", "deletable"})
+# The judge's hint ids (coursekit/steps/judge.py), kept on test cells only, as short dotted names.
+HINTS_KEY = "coursekit"
+HINT_ID = re.compile(r"[a-z0-9_]{1,40}\.[a-z0-9_]{1,60}")
 # kernelspec is restored from the gradebook by nbgrader's OverwriteKernelspec; language_info is reduced to its
 # name below; coursekit-rejected is intake's own note (coursekit/engine/intake.py).
 NOTEBOOK_METADATA = frozenset({"kernelspec", "language_info", "coursekit-rejected"})
@@ -176,6 +179,19 @@ def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _hints(cell: NotebookNode) -> dict[str, list[str]] | None:
+    """The judge's hint ids on a test cell (coursekit/steps/judge.py, HINTS_KEY), if well formed; else none."""
+    recorded = cell.get("metadata", {}).get(HINTS_KEY)
+    meta = cell.get("metadata", {}).get("nbgrader")
+    test_cell = cell.cell_type == "code" and isinstance(meta, dict) and meta.get("grade") and not meta.get("solution")
+    if not test_cell or not isinstance(recorded, dict) or not isinstance(recorded.get("hints"), list):
+        return None
+    hints = recorded["hints"]
+    if len(hints) > 10 or not all(isinstance(h, str) and HINT_ID.fullmatch(h) for h in hints):
+        return None
+    return {"hints": list(hints)}
+
+
 def _cell_metadata(metadata: Any) -> dict[str, Any]:
     kept = {key: value for key, value in dict(metadata).items() if key in CELL_METADATA}
     if "tags" in kept:
@@ -214,7 +230,10 @@ class SanitizeStudentContent(NbGraderPreprocessor):  # enabled by default, unlik
         return nb, resources
 
     def _sanitize_cell(self, cell: NotebookNode, instructor: dict[tuple[str, str], NotebookNode]) -> None:
+        hints = _hints(cell)
         cell.metadata = nbformat.from_dict(_cell_metadata(cell.get("metadata", {})))
+        if hints is not None:
+            cell.metadata[HINTS_KEY] = hints
         if cell.cell_type == "code":
             cell.outputs = [clean for output in cell.get("outputs", []) if (clean := _sanitize_output(output))]
             cell.execution_count = _count(cell.get("execution_count"))
