@@ -12,7 +12,7 @@ endif
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test test-fast lint bench bench-memory lab release grade feedback export scores cohort clean \
-	delete-student-work
+	delete-student-work gradescope
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ export: $(STAMP) ## grades.csv for the LMS
 scores: $(STAMP) ## points per student and group, from the gradebook
 	$(BIN)/coursekit scores $(if $(VERBOSE),--verbose)
 
+gradescope: $(STAMP) ## gradescope/custom_training_basics_autograder.zip: these checks as a Gradescope autograder
+	$(BIN)/python -m coursekit.gradescope.build
+
 cohort: $(STAMP) ## rewrite demo/cohort/ from the release and coursekit/course/cohort.py
 	$(BIN)/python -m coursekit.course.cohort
 
@@ -73,7 +76,7 @@ cohort: $(STAMP) ## rewrite demo/cohort/ from the release and coursekit/course/c
 # on each entry, not `rm -rf dir/*/`: a symlink is removed, never followed.
 clean: ## remove what grading rebuilds (autograded/, feedback/, grades.csv, demo-course/); keeps submissions and gradebook
 	find autograded feedback -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
-	rm -rf grades.csv artifacts bench-out demo-course
+	rm -rf grades.csv artifacts bench-out demo-course gradescope
 
 delete-student-work: ## DELETE every submission, rejected/, the gradebook and all grading output (asks first)
 	@echo "This deletes the students' work and every grade: submitted/*/ and rejected/ (the students' files),"
