@@ -119,11 +119,23 @@ def isolation() -> tuple[str | None, str]:
     if not report.missing:
         return "sandbox", f"isolation: the kit's sandbox, as in `make grade`. {report.line()}"
     if sandbox.really_root() and "identity" in report.held:
+        closed = [str(p) for p in (Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve())
+                  if not _open_to_others(p)]
+        if closed:
+            return None, (f"isolation: FALLBACK impossible: a kernel of another uid cannot read this Python "
+                          f"({', '.join(closed)}: a folder on the way is closed to other users; setup.sh installs "
+                          f"Python in /usr). {report.line()}")
         return "user", ("isolation: FALLBACK: this container allows no namespaces, so each kernel runs as an "
                         "unprivileged uid of its own, with the kit's limits, and file modes keep it out of the "
                         f"checks, the source and the results; it has the network. {report.line()}")
     return None, (f"isolation: none possible (not root, no namespaces): refusing to run student code. "
                   f"{report.line()}")
+
+
+def _open_to_others(path: Path) -> bool:
+    """Whether any user can reach `path` (execute on every folder down to it) and read it."""
+    folders = [*reversed(path.parents), path]
+    return all(os.stat(folder).st_mode & 0o001 for folder in folders) and bool(os.stat(path).st_mode & 0o004)
 
 
 def close_to_kernels(source: Path = KIT) -> None:
