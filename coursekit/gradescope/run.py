@@ -44,6 +44,9 @@ RESULTS = AUTOGRADER / "results" / "results.json"
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
 # Seconds kept, before Gradescope's limit, to stop the grader and write results.json.
 MARGIN = 30
+# What the grader's own processes (nbgrader, the warm parent, this one) need beside a kernel, measured with the
+# kernel (README.md, "Gradescope"), rounded up.
+GRADER_MEMORY_MB = 1024
 # Folders Gradescope or an operating system adds to an upload that are never the student's notebook.
 IGNORED_FOLDERS = {".ipynb_checkpoints", "__MACOSX", ".git"}
 
@@ -163,10 +166,36 @@ def _traversable_temp_folders() -> None:
     tempfile.mkdtemp = mkdtemp  # type: ignore[assignment]
 
 
+def container_memory_mb() -> int | None:
+    """The memory limit of this process's cgroup (the container's, on Gradescope), if there is one."""
+    candidates = []
+    v2 = sandbox._own_cgroup_v2()
+    if v2 is not None:
+        candidates.append(v2 / "memory.max")
+    v1 = sandbox._own_cgroup_v1("memory")
+    if v1 is not None:
+        candidates.append(v1 / "memory.limit_in_bytes")
+    for path in candidates:
+        with contextlib.suppress(OSError, ValueError):
+            limit = int(path.read_text().strip())
+            if limit < 1 << 50:  # "max", or v1's "no limit" (a huge number)
+                return limit >> 20
+    return None
+
+
+def kernel_memory_mb() -> int:
+    """settings.KERNEL_MEMORY_MB, lowered to leave GRADER_MEMORY_MB of the container to the grader: a kernel that
+    allocates too much gets MemoryError and loses its own points, instead of the container being killed."""
+    container = container_memory_mb()
+    if container is None:
+        return settings.KERNEL_MEMORY_MB
+    return max(256, min(settings.KERNEL_MEMORY_MB, container - GRADER_MEMORY_MB))
+
+
 def _environment() -> dict[str, str]:
     """The grading child's environment: the kit's limits fitted to Gradescope's (settings.py)."""
     env = dict(os.environ)
-    env.setdefault("COURSEKIT_SANDBOX_MEMORY_MB", str(settings.KERNEL_MEMORY_MB))
+    env.setdefault("COURSEKIT_SANDBOX_MEMORY_MB", str(kernel_memory_mb()))
     # The kernel's deadline (the warm parent enforces it) leaves time for the steps before and after it.
     env.setdefault("COURSEKIT_SUBMISSION_DEADLINE", str(int(settings.TIME_LIMIT_SECONDS * 0.6)))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(KIT), env.get("PYTHONPATH")]))
@@ -204,6 +233,9 @@ def grade_submission(start: float) -> dict[str, object]:
         return results.build(zero(maxima, problem or ""), execution_time=time.monotonic() - start, problem=problem)
     mode, said = isolation()
     print(f"coursekit gradescope: {said}", flush=True)
+    print(f"coursekit gradescope: container memory {container_memory_mb() or 'unlimited'} MiB, kernel "
+          f"{_environment()['COURSEKIT_SANDBOX_MEMORY_MB']} MiB, time limit {settings.TIME_LIMIT_SECONDS} s "
+          f"(coursekit/gradescope/settings.py)", flush=True)
     if mode is None:
         why = "the autograder cannot isolate student code in this container"
         return results.build(zero(maxima, f"not graded: {why}"), execution_time=time.monotonic() - start,
