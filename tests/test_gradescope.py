@@ -346,3 +346,15 @@ def test_missing_notebook_gets_zero_and_a_message(autograder_root: Path) -> None
     content.pop("_stdout")
     assert results.problems(content) == [] and content["score"] == 0
     assert "there is no notebook" in content["output"]
+
+
+@pytest.mark.slow
+def test_grading_past_the_time_limit_is_stopped(tmp_path: Path) -> None:
+    """The grading child (and the warm parent it started) is killed at the budget; run.py then writes a
+    results.json of its own (main() does so for any None)."""
+    notebook = tmp_path / NOTEBOOK
+    shutil.copy(demo("correct_reference"), notebook)
+    verdicts, why = run._grade_in_child(notebook, budget=3, fallback=False)
+    assert verdicts is None and "did not finish within 3 s" in why
+    leftovers = subprocess.run(["pgrep", "-f", str(notebook)], capture_output=True, text=True, check=False).stdout
+    assert not leftovers.strip()
