@@ -176,6 +176,25 @@ def test_an_unusable_submission_gets_a_message_to_act_on(tmp_path: Path, case: s
         assert "there is no notebook" in problem
 
 
+def test_fallback_modes_close_the_kit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a mount namespace, file modes are what keeps another uid out of the kit (docs/security.md)."""
+    root = tmp_path / "autograder"
+    source = root / "source"
+    for name in ("grader_tests", "source", "demo", "coursekit", "grader_observe", "release", ".venv"):
+        (source / name).mkdir(parents=True)
+    (source / "nbgrader_config.py").write_text("")
+    (root / "submission").mkdir()
+    (root / "submission_metadata.json").write_text("{}")
+    monkeypatch.setattr(run, "AUTOGRADER", root)
+    monkeypatch.setattr(run, "SUBMISSION", root / "submission")
+    run.close_to_kernels(source)
+    assert source.stat().st_mode & 0o777 == 0o711
+    assert (root / "submission").stat().st_mode & 0o777 == (root / "submission_metadata.json").stat().st_mode & 0o777
+    assert (root / "submission").stat().st_mode & 0o077 == 0
+    for path in source.iterdir():
+        assert path.stat().st_mode & 0o007 == (0o005 if path.name in run.OPEN_TO_KERNELS else 0), path.name
+
+
 # ---------------------------------------------------------------- whole runs at /autograder (slow)
 
 # Submissions graded by run_autograder in the slow test, with what each is for.
@@ -189,7 +208,9 @@ HOSTILE = r'''
 import os, pathlib, time
 found = []
 for path in ("/autograder/source/grader_tests/checks.py", "/autograder/source/grader_tests/reference.py",
-             "/autograder/source/source/custom_training_basics/custom_training_basics.ipynb"):
+             "/autograder/source/source/custom_training_basics/custom_training_basics.ipynb",
+             "/autograder/source/demo/cohort/correct_reference/custom_training_basics/custom_training_basics.ipynb",
+             "/autograder/submission_metadata.json"):
     try:
         found.append(pathlib.Path(path).read_text()[:40])
     except OSError as exc:
@@ -250,6 +271,7 @@ def run_autograder(root: Path, notebook: Path | None, *, drop_sys_admin: bool = 
         (root / folder).mkdir()
     if notebook is not None:
         shutil.copy(notebook, root / "submission" / NOTEBOOK)
+    (root / "submission_metadata.json").write_text('{"users": [{"email": "student@example.edu"}]}')
     command = "/autograder/run_autograder"
     script = f"mount --make-rprivate / && mount --bind {root} /autograder"
     # This checkout's .venv finds the kit here by its editable install; on Gradescope that is /autograder/source.

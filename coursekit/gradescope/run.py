@@ -142,13 +142,16 @@ def _open_to_others(path: Path) -> bool:
 
 
 def close_to_kernels(source: Path = KIT) -> None:
-    """File modes for the fallback: a kernel's uid can traverse /autograder/source and read only OPEN_TO_KERNELS."""
+    """File modes for the fallback: a kernel's uid can traverse /autograder/source and read only OPEN_TO_KERNELS;
+    the submission folder and Gradescope's submission metadata are closed."""
     os.chmod(source, 0o711)
     for entry in os.scandir(source):
         if entry.name not in OPEN_TO_KERNELS and not entry.is_symlink():
             os.chmod(entry.path, 0o700)
-    with contextlib.suppress(FileNotFoundError):
-        os.chmod(SUBMISSION, 0o700)
+    # The submission, and Gradescope's metadata beside it (the students' names and e-mails, earlier results).
+    for private in (SUBMISSION, AUTOGRADER / "submission_metadata.json"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(private, 0o700)
 
 
 def _traversable_temp_folders() -> None:
