@@ -94,6 +94,16 @@ def test_results_follow_the_specification() -> None:
     assert submission["status"] == "passed" and submission["visibility"] == "visible" and "score" not in submission
 
 
+@pytest.mark.parametrize("visibility", results.VISIBILITIES)
+def test_every_visibility_is_valid(visibility: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings, "VISIBILITY", visibility)
+    content = results.build(_verdicts(), execution_time=1)
+    assert results.problems(content) == []
+    assert {t["visibility"] for t in content["tests"][1:]} == {visibility}
+    assert content["tests"][0]["visibility"] == settings.SUBMISSION_VISIBILITY == "visible"
+    assert ("of 19 points" in content["output"]) == (visibility == "visible")
+
+
 def test_a_problem_gives_zero_and_is_shown_at_once() -> None:
     maxima = run.max_points(REPO / "release" / ASSIGNMENT / NOTEBOOK)
     content = results.build(run.zero(maxima, "x"), execution_time=1, problem="there is no notebook")

@@ -74,14 +74,18 @@ def build(
     student sees the reason at once); `summary`: what to say above the tests otherwise."""
     total = round(sum(v.points for v in verdicts.values()), 4)
     maximum = sum(v.max_points for v in verdicts.values())
-    shown_later = settings.VISIBILITY != "visible"
+    when = {"visible": "", "after_due_date": " after the due date", "after_published": " when grades are published",
+            "hidden": None}[settings.VISIBILITY]
     if problem is not None:
         output = f"Your submission could not be graded: {problem}\nYour score is 0. Fix this and submit again."
+    elif summary is not None:
+        output = summary
+    elif when == "":
+        output = f"Your notebook was graded: {total:g} of {maximum:g} points."
+    elif when is None:
+        output = "Your notebook was graded. Your instructor will tell you your results."
     else:
-        output = summary or (f"Your notebook was graded: {total:g} of {maximum:g} points."
-                             if not shown_later else
-                             "Your notebook was graded. The points and messages of each part are shown "
-                             f"{'after the due date' if settings.VISIBILITY == 'after_due_date' else 'later'}.")
+        output = f"Your notebook was graded. The points and messages of each part are shown{when}."
     submission = {
         "number": "0",
         "name": SUBMISSION_TEST,
