@@ -12,7 +12,7 @@ endif
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test test-fast lint bench bench-memory lab release grade feedback export scores report cohort clean \
-	delete-student-work
+	delete-student-work gradescope
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ scores: $(STAMP) ## points per student and group, from the gradebook
 report: $(STAMP) ## reports/custom_training_basics.html (how the class did) and its data as CSV beside it
 	$(BIN)/coursekit report $(if $(VERBOSE),--verbose)
 
+gradescope: $(STAMP) ## gradescope/custom_training_basics_autograder.zip: these checks as a Gradescope autograder
+	$(BIN)/python -m coursekit.gradescope.build
+
 cohort: $(STAMP) ## rewrite demo/cohort/ from the release and coursekit/course/cohort.py
 	$(BIN)/python -m coursekit.course.cohort
 
@@ -76,7 +79,7 @@ cohort: $(STAMP) ## rewrite demo/cohort/ from the release and coursekit/course/c
 # on each entry, not `rm -rf dir/*/`: a symlink is removed, never followed.
 clean: ## remove what grading rebuilds (autograded/, feedback/, grades*.csv, feedback_packs/, reports/, demo-course/); keeps submissions and gradebook
 	find autograded feedback -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
-	rm -rf grades.csv grades_*.csv feedback_packs bench-out demo-course reports
+	rm -rf grades.csv grades_*.csv feedback_packs bench-out demo-course reports gradescope
 	@# artifacts/: what tests and benches wrote; the samples kept in git (screenshots, exports) stay.
 	git clean -fdXq artifacts 2>/dev/null || rm -rf artifacts
 

@@ -476,7 +476,8 @@ def policy_of(obs: Observation) -> str:
     """The policy the grader composed into the observation (the default for a bare observation in tests)."""
     policy = obs.get("policy", DEFAULT_POLICY)
     if policy not in POLICIES:
-        raise CheckFailure(f"the grading policy {policy!r} is not one of {', '.join(POLICIES)}: see nbgrader_config.py")
+        raise CheckFailure(f"the grading policy {policy!r} is not one of {', '.join(POLICIES)}: see nbgrader_config.py",
+                           hint="policy.unknown")
     return policy
 
 
@@ -487,7 +488,7 @@ def _policy_note(policy: str) -> str:
 def _earned(statuses: Mapping[str, str]) -> None:
     """Integration points need at least one part of the student's own that passes all its checks."""
     if not any(status == "ok" for status in statuses.values()):
-        raise Refused(NOTHING_OF_YOUR_OWN)
+        raise Refused(NOTHING_OF_YOUR_OWN, hint="parts.none_of_your_own")
 
 
 def part_status(observed: Any, part: str) -> str:
@@ -608,7 +609,8 @@ def rerun_training(obs: Observation, statuses: dict[str, str]) -> History:
     _earned(statuses)
     key = mix_for(statuses, policy_of(obs))
     if key is None:
-        raise CheckFailure("the hidden tests recorded no training run: run the notebook from the top.")
+        raise CheckFailure("the hidden tests recorded no training run: run the notebook from the top.",
+                           hint="notebook.no_training_run")
     runs = _get(obs, "runs")
     if key not in runs:
         raise CheckFailure("the hidden tests recorded no training run: run the notebook from the top.",
@@ -725,7 +727,7 @@ def _noting_policy(parts: tuple[str, ...]) -> Callable[[Callable[[Observation], 
                 if policy != WHOLE_NOTEBOOK or not wrong or _policy_note(policy) in str(exc):
                     raise
                 raise CheckFailure(f"{exc} (this figure shows the output of your {', '.join(wrong)}, which failed "
-                                   f"its own checks: {_policy_note(policy)})") from None
+                                   f"its own checks: {_policy_note(policy)})", hint=exc.hint) from None
 
         noted.__name__, noted.__doc__ = check.__name__, check.__doc__
         return noted
@@ -744,7 +746,8 @@ def _expect_lab_run(obs: Observation, figure: str, with_losses: bool) -> Iterato
     losses = _floats_of(_get(obs, "losses"), "losses") if with_losses else None
     for epoch, (seed_w, seed_b, seed_loss) in enumerate(ref.SEED_LAB_TABLE):
         if epoch >= w.size or epoch >= b.size or (losses is not None and epoch >= losses.size):
-            raise CheckFailure(f"the {figure} shows fewer than {ref.EPOCHS} epochs ({_policy_note(policy)}).")
+            raise CheckFailure(f"the {figure} shows fewer than {ref.EPOCHS} epochs ({_policy_note(policy)}).",
+                               hint="plot.not_the_lab_run")
         got_w, got_b = float(w.ravel()[epoch]), float(b.ravel()[epoch])
         off = abs(got_w - seed_w) > ref.TABLE_WB_TOLERANCE or abs(got_b - seed_b) > ref.TABLE_WB_TOLERANCE
         if off or not (np.isfinite(got_w) and np.isfinite(got_b)) or (
@@ -755,14 +758,16 @@ def _expect_lab_run(obs: Observation, figure: str, with_losses: bool) -> Iterato
             expected = f"w={seed_w:.2f}, b={seed_b:.2f}" + (f", loss {seed_loss:.5f}" if losses is not None else "")
             raise CheckFailure(
                 f"the {figure} shows your run at epoch {epoch} with {shown}; the lab's table has {expected}. "
-                f"Under the {_policy_note(policy)} this figure earns points only when it shows the lab's run."
+                f"Under the {_policy_note(policy)} this figure earns points only when it shows the lab's run.",
+                hint="plot.not_the_lab_run",
             )
     yield f"the {figure} shows the lab's run ({_policy_note(policy)})"
 
 
 def _floats_of(values: Any, name: str) -> np.ndarray:
     if values is None:
-        raise CheckFailure(f"the notebook has no usable `{name}`: run the training loop cell first.")
+        raise CheckFailure(f"the notebook has no usable `{name}`: run the training loop cell first.",
+                           hint="notebook.history_missing")
     return np.asarray([float(v) for v in values], dtype=np.float64)
 
 
@@ -976,6 +981,8 @@ HINTS: dict[str, str] = {
     "grader.observer_error": "the grader could not observe the code",
     "parts.not_implemented": "a part these checks need is not implemented",
     "parts.no_result": "a part these checks need has no result",
+    "parts.none_of_your_own": "no part of the student's own passes its checks: no integration points (policy)",
+    "policy.unknown": "the course's grading policy setting is not a known one",
     **{f"{part}.other": f"a failed {part} check with no id of its own"
        for part in ("model", "loss", "train", "convergence", "plot", "code")},
     # Model
@@ -1041,5 +1048,6 @@ HINTS: dict[str, str] = {
     "plot.test_scatter_not_drawn": "the test-set scatter plot not drawn",
     "plot.loss_panels_missing": "the loss-against-weights panels missing",
     "plot.loss_panel_wrong": "a loss-against-weights panel is wrong",
+    "plot.not_the_lab_run": "a figure does not show the lab's run (whole-notebook policy)",
 }
 
