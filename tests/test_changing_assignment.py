@@ -160,7 +160,7 @@ def test_the_late_penalty_is_set_in_one_place_and_scores_export_and_feedback_agr
     assert _export(course) == {PERFECT: (19.0, 19.0), LOSS_SUM: (13.6, 19.0)}
     assert cli.main(["feedback"], course=course) == 0
     page = (course.feedback / LOSS_SUM / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
-    assert "(Score: 13.6 / 19.0)" in page and "Late submission penalty (Score: -3.4)" in page
+    assert "(Score: 13.6 / 19)" in page and "Late submission penalty (Score: -3.4)" in page
     assert "Late submission penalty" not in (course.feedback / PERFECT / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
 
     # A change of the rule or of the due date is a change of what graded them.
