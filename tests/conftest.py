@@ -3,13 +3,18 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from coursekit import ASSIGNMENT, COURSE_ID, cli
-from coursekit.course.directory import Course, nbgrader_executable
+from coursekit.course.directory import Course, CourseError, nbgrader_executable
+
+from . import processes
 
 REPO = Path(__file__).resolve().parents[1]
 EXTRA_STUDENTS = {"instructor_source": "source", "blank_release": "release"}
@@ -118,3 +123,69 @@ def exchange_course(graded: Course, tmp_path_factory: pytest.TempPathFactory) ->
     course.nbgrader("collect", "--update", ASSIGNMENT, quiet=True)
     assert cli.main(["grade", f"--student={EXCHANGE_STUDENT}"], course=course) == 0
     return made
+# ---------------------------------------------------------------- the hostile cohort
+
+# Graded beside the hostile catalog; each must get exactly the grade it gets among honest students (`graded`).
+HONEST = ("correct_reference", "correct_tf_module", "loss_abs", "train_only_w", "model_swapped_call")
+# Small limits, so the runaway submissions cost seconds here, not the minutes a course allows.
+LIMITS = {"COURSEKIT_CELL_TIMEOUT": "15", "COURSEKIT_SUBMISSION_DEADLINE": "90"}
+# Planted in the grader's environment: none may reach a kernel, its output or its feedback.
+SECRETS = {"PGPASSWORD": "planted-pg-password-4711", "AWS_SECRET_ACCESS_KEY": "planted-aws-key-0815",
+           "COURSEKIT_KERNEL_SECRET_TOKEN": "planted-token-2342"}
+
+
+@dataclass(frozen=True)
+class HostileRun:
+    """The hostile catalog and `HONEST`, graded once by `coursekit grade --workers 2`, and what the run left."""
+
+    course: Course
+    result: subprocess.CompletedProcess[str]
+    tmp: str  # the run's own temp folder: its scratch courses, warm parent, kernels and their daemons name it
+    daemons: int  # the most student daemons (catalog: `background_daemons`) seen alive at once during the run
+    uids: frozenset[int]  # the sandbox uids its kernels ran under
+    left: tuple[str, ...]  # its processes still alive once it had ended (looked for right then: uids get reused)
+    feedback_error: str  # why `nbgrader generate_feedback` for the cohort failed; "" when it wrote every page
+
+
+@pytest.fixture(scope="session")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> HostileRun:
+    """Shared by tests/test_adversarial.py, tests/test_lifetime.py and tests/browser/test_active_content.py, so
+    the cohort (the slowest thing `make test` does) is graded once, and its feedback generated once. Read it; a
+    test that changes a file restores it, and a `STUDENT=` regrade must give the same grade
+    (tests/test_adversarial.py)."""
+    from .adversarial.catalog import CATALOG
+
+    course = copy_course(tmp_path_factory.mktemp("hostile"))
+    release = nbformat.read(course.release_notebook, as_version=4)
+    for student in HONEST:
+        course.submit(student, course.demo_notebook(student))
+    for entry in CATALOG:
+        content = entry.build(release)
+        path = course.submitted_notebook(entry.student_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if content is not None:
+            path.write_bytes(content)
+        if entry.plant is not None:
+            entry.plant(path.parent)
+    course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
+    # The run's own temp folder (short: kernels' socket paths live in it): its scratch courses, warm parent and
+    # kernels, and whatever they start, are found by it (other runs share this machine).
+    tmp = course.root / "tmp-folder"
+    tmp.symlink_to(tempfile.mkdtemp(prefix="ckadv-", dir="/tmp"))
+    watcher = processes.Watcher(str(tmp.resolve()))
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "coursekit.cli", "grade", "--workers", "2"], cwd=course.root,
+            env={**course.environment(), **LIMITS, **SECRETS, "TMPDIR": str(tmp.resolve())},
+            text=True, capture_output=True, timeout=1800, check=False,
+        )
+    finally:
+        watcher.stop()
+    left = processes.left(watcher.tmp, watcher.uids)
+    feedback_error = ""
+    try:  # once for every test that reads the feedback pages
+        course.nbgrader("generate_feedback", ASSIGNMENT, "--force", quiet=True)
+    except CourseError as error:
+        feedback_error = str(error)
+    return HostileRun(course, result, watcher.tmp, watcher.daemons, frozenset(watcher.uids), tuple(left),
+                      feedback_error)

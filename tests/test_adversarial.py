@@ -1,5 +1,9 @@
 """The hostile catalog, graded in one cohort with honest students through `coursekit grade`.
 
+The cohort is graded once per test session (`hostile` in tests/conftest.py, shared with tests/test_lifetime.py
+and tests/browser/test_active_content.py); the honest students' grades alone are those of the demo course
+(`graded`), where they are graded among honest students only.
+
 Every hostile submission must earn exactly what its honest parts are worth, and the honest students must
 get exactly the grades they get when graded alone. Where a trick prints, displays or forges results, the
 autograded test cells must hold the judge's verdict alone. docs/security-judging.md explains each defence.
@@ -12,7 +16,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,63 +28,12 @@ from coursekit.course.directory import Course
 from coursekit.exports import scores
 from coursekit.steps.judge import TAMPERED
 
-from .adversarial.catalog import ALL, CATALOG, Hostile
-from .conftest import copy_course
+from .adversarial.catalog import ALL, ALONE_STUDENT, CATALOG, Hostile
+from .conftest import HONEST, LIMITS, SECRETS, HostileRun
 
 pytestmark = pytest.mark.slow
 
-HONEST = ("correct_reference", "correct_tf_module", "loss_abs", "train_only_w", "model_swapped_call")
-# Small limits, so the runaway submissions cost seconds here, not the minutes a course allows.
-LIMITS = {"COURSEKIT_CELL_TIMEOUT": "15", "COURSEKIT_SUBMISSION_DEADLINE": "90"}
 MAX_NOTEBOOK_BYTES = 2 * 2**20
-
-
-Run = tuple[Course, subprocess.CompletedProcess[str]]
-
-
-# Planted in the grader's environment (kernels branch): none may reach a kernel, its output or its feedback.
-SECRETS = {"PGPASSWORD": "planted-pg-password-4711", "AWS_SECRET_ACCESS_KEY": "planted-aws-key-0815",
-           "COURSEKIT_KERNEL_SECRET_TOKEN": "planted-token-2342"}
-
-
-def _grade(course: Course) -> subprocess.CompletedProcess[str]:
-    course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
-    # The run's own temp folder (short: kernels' socket paths live in it): its scratch courses, warm parent and
-    # kernels, and whatever they start, are found by it (other runs share this machine).
-    tmp = course.root / "tmp-folder"
-    tmp.symlink_to(tempfile.mkdtemp(prefix="ckadv-", dir="/tmp"))
-    return subprocess.run(
-        [sys.executable, "-m", "coursekit.cli", "grade", "--workers", "2"], cwd=course.root,
-        env={**course.environment(), **LIMITS, **SECRETS, "TMPDIR": str(tmp.resolve())},
-        text=True, capture_output=True, timeout=1800, check=False,
-    )
-
-
-@pytest.fixture(scope="module")
-def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Course, subprocess.CompletedProcess[str]]:
-    course = copy_course(tmp_path_factory.mktemp("hostile"))
-    release = nbformat.read(course.release_notebook, as_version=4)
-    for student in HONEST:
-        course.submit(student, course.demo_notebook(student))
-    for hostile in CATALOG:
-        content = hostile.build(release)
-        path = course.submitted_notebook(hostile.student_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if content is not None:
-            path.write_bytes(content)
-        if hostile.plant is not None:
-            hostile.plant(path.parent)
-    return course, _grade(course)
-
-
-@pytest.fixture(scope="module")
-def honest_alone(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, float]]:
-    course = copy_course(tmp_path_factory.mktemp("honest"))
-    for student in HONEST:
-        course.submit(student, course.demo_notebook(student))
-    result = _grade(course)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return scores.cell_scores(course.db_url)
 
 
 def test_the_catalog_is_big_enough() -> None:
@@ -90,30 +42,30 @@ def test_the_catalog_is_big_enough() -> None:
     assert all(set(h.tampered) <= set(h.loses) for h in CATALOG)
 
 
-def test_grading_finishes_and_names_every_rejected_file(hostile_run: Run) -> None:
-    _, result = hostile_run
+def test_grading_finishes_and_names_every_rejected_file(hostile: HostileRun) -> None:
+    result = hostile.result
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
-    for hostile in CATALOG:
-        if hostile.loses == ALL:
-            assert hostile.student_id in output, f"{hostile.student_id} is not named in the run's output"
+    for entry in CATALOG:
+        if entry.loses == ALL:
+            assert entry.student_id in output, f"{entry.student_id} is not named in the run's output"
 
 
-@pytest.mark.parametrize("hostile", CATALOG, ids=lambda h: h.student_id)
+@pytest.mark.parametrize("entry", CATALOG, ids=lambda h: h.student_id)
 def test_each_hostile_submission_earns_exactly_its_honest_part(
-    hostile_run: Run, hostile
+    hostile: HostileRun, entry
 ) -> None:
-    course, _ = hostile_run
+    course = hostile.course
     maxima = scores.max_cell_points(course.db_url)
-    expected = {cell: 0.0 if hostile.loses == ALL or cell in hostile.loses else points
+    expected = {cell: 0.0 if entry.loses == ALL or cell in entry.loses else points
                 for cell, points in maxima.items()}
-    assert scores.cell_scores(course.db_url).get(hostile.student_id) == expected, hostile.story
+    assert scores.cell_scores(course.db_url).get(entry.student_id) == expected, entry.story
 
 
-@pytest.mark.parametrize("hostile", [h for h in CATALOG if h.verdict_only], ids=lambda h: h.student_id)
-def test_the_autograded_test_cells_hold_only_the_judges_verdict(hostile_run: Run, hostile: Hostile) -> None:
-    course, _ = hostile_run
-    path = course.autograded / hostile.student_id / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+@pytest.mark.parametrize("entry", [h for h in CATALOG if h.verdict_only], ids=lambda h: h.student_id)
+def test_the_autograded_test_cells_hold_only_the_judges_verdict(hostile: HostileRun, entry: Hostile) -> None:
+    course = hostile.course
+    path = course.autograded / entry.student_id / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     notebook = nbformat.read(path, as_version=4)
     test_cells = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade")
                   and not c.metadata["nbgrader"].get("solution")]
@@ -121,24 +73,25 @@ def test_the_autograded_test_cells_hold_only_the_judges_verdict(hostile_run: Run
     for cell in test_cells:
         grade_id = cell.metadata["nbgrader"]["grade_id"]
         assert len(cell.outputs) == 1, (grade_id, cell.outputs)
-        if grade_id in hostile.loses:
+        if grade_id in entry.loses:
             assert cell.outputs[0].output_type == "error", (grade_id, cell.outputs[0])
             # A forger's record was there and was refused, not merely malformed; other failures are judged.
-            assert (cell.outputs[0].evalue == TAMPERED) == (grade_id in hostile.tampered), (grade_id, cell.outputs[0])
+            assert (cell.outputs[0].evalue == TAMPERED) == (grade_id in entry.tampered), (grade_id, cell.outputs[0])
 
 
 def test_honest_students_get_what_they_get_alone(
-    hostile_run: Run, honest_alone: dict[str, dict[str, float]]
+    hostile: HostileRun, graded: Course
 ) -> None:
-    course, _ = hostile_run
-    together = scores.cell_scores(course.db_url)
-    expected = cohort.expected_scores(scores.max_cell_points(course.db_url))
+    """Among the hostile cohort as among honest students only (the demo course, `graded`), and as expected."""
+    together = scores.cell_scores(hostile.course.db_url)
+    honest_only = scores.cell_scores(graded.db_url)
+    expected = cohort.expected_scores(scores.max_cell_points(hostile.course.db_url))
     for student in HONEST:
-        assert together[student] == honest_alone[student] == expected[student], student
+        assert together[student] == honest_only[student] == expected[student], student
 
 
-def test_the_gradebook_is_intact(hostile_run: Run) -> None:
-    course, _ = hostile_run
+def test_the_gradebook_is_intact(hostile: HostileRun) -> None:
+    course = hostile.course
     with sqlite3.connect(course.root / "gradebook.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert sum(scores.max_cell_points(course.db_url).values()) == 19
@@ -146,9 +99,9 @@ def test_the_gradebook_is_intact(hostile_run: Run) -> None:
     assert set(graded) == set(HONEST) | {h.student_id for h in CATALOG}
 
 
-def test_autograded_notebooks_and_feedback_stay_small(hostile_run: Run) -> None:
-    course, _ = hostile_run
-    course.nbgrader("generate_feedback", ASSIGNMENT, "--force", quiet=True)
+def test_autograded_notebooks_and_feedback_stay_small(hostile: HostileRun) -> None:
+    course = hostile.course
+    assert not hostile.feedback_error
     for folder in (course.autograded, course.feedback):
         files = [p for p in folder.glob(f"*/{ASSIGNMENT}/*") if p.suffix in (".ipynb", ".html")]
         assert len(files) >= len(CATALOG)
@@ -156,22 +109,21 @@ def test_autograded_notebooks_and_feedback_stay_small(hostile_run: Run) -> None:
         assert not too_big
 
 
-def test_rejected_files_are_kept_as_sent(hostile_run: Run) -> None:
+def test_rejected_files_are_kept_as_sent(hostile: HostileRun) -> None:
     """Intake grades a copy (intake/): submitted/ stays as the student sent it."""
-    course, _ = hostile_run
+    course = hostile.course
     release = nbformat.read(course.release_notebook, as_version=4)
-    for hostile in CATALOG:
-        content = hostile.build(release)
-        if hostile.loses != ALL or content is None:
+    for entry in CATALOG:
+        content = entry.build(release)
+        if entry.loses != ALL or content is None:
             continue
-        assert course.submitted_notebook(hostile.student_id).read_bytes() == content, hostile.student_id
+        assert course.submitted_notebook(entry.student_id).read_bytes() == content, entry.student_id
 
 
-def test_nothing_handed_in_beside_the_notebook_reaches_autograded_or_feedback(hostile_run: Run) -> None:
+def test_nothing_handed_in_beside_the_notebook_reaches_autograded_or_feedback(hostile: HostileRun) -> None:
     """Only the notebook, the release's own files and a timestamp.txt that intake parsed; no link of any kind."""
-    course, _ = hostile_run
-    if not course.feedback.is_dir():
-        course.nbgrader("generate_feedback", ASSIGNMENT, "--force", quiet=True)
+    course = hostile.course
+    assert not hostile.feedback_error
     allowed = {f"{ASSIGNMENT}.ipynb", f"{ASSIGNMENT}.html", "timestamp.txt",
                *(p.name for p in (course.root / "release" / ASSIGNMENT).iterdir())}
     for folder in (course.autograded, course.feedback):
@@ -184,9 +136,9 @@ def test_nothing_handed_in_beside_the_notebook_reaches_autograded_or_feedback(ho
             assert files <= allowed, (student.name, files - allowed)
 
 
-def test_nothing_the_students_ran_is_left_running(hostile_run: Run) -> None:
+def test_nothing_the_students_ran_is_left_running(hostile: HostileRun) -> None:
     """Kernels, their children and warm parents all work in the course or a worker's scratch course."""
-    roots = (str(hostile_run[0].root), "coursekit-workers-")
+    roots = (str(hostile.course.root), "coursekit-workers-")
     leftovers = []
     for proc in Path("/proc").iterdir():
         try:
@@ -201,11 +153,10 @@ def test_nothing_the_students_ran_is_left_running(hostile_run: Run) -> None:
 # ---------------------------------------------------------------- kernels branch
 
 
-def test_no_secret_and_no_solution_reaches_the_students_files(hostile_run: Run) -> None:
+def test_no_secret_and_no_solution_reaches_the_students_files(hostile: HostileRun) -> None:
     """The grader's environment never reaches a kernel, and no grader process follows a link a kernel planted."""
-    course, _ = hostile_run
-    if not course.feedback.exists():
-        course.nbgrader("generate_feedback", ASSIGNMENT, "--force", quiet=True)
+    course = hostile.course
+    assert not hostile.feedback_error
     assert "### BEGIN SOLUTION" in course.source_notebook.read_text()  # in the source only: never released
     files = [p for folder in (course.autograded, course.feedback) for p in folder.rglob("*") if p.is_file()]
     assert len(files) >= 2 * len(CATALOG)
@@ -213,9 +164,9 @@ def test_no_secret_and_no_solution_reaches_the_students_files(hostile_run: Run) 
         text = path.read_text(errors="replace")
         for secret in (*SECRETS.values(), "### BEGIN SOLUTION"):
             assert secret not in text, (path, secret)
-    for hostile in ("print_environ", "print_proc_environ"):  # they did print what they saw
-        kept = course.autograded / hostile / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-        assert "PATH" in kept.read_text(), hostile
+    for student in ("print_environ", "print_proc_environ"):  # they did print what they saw
+        kept = course.autograded / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+        assert "PATH" in kept.read_text(), student
 
 
 def _the_runs_processes(tmp: str) -> list[tuple[int, str]]:
@@ -232,35 +183,42 @@ def _the_runs_processes(tmp: str) -> list[tuple[int, str]]:
     return found
 
 
-def test_no_process_of_the_run_is_left(hostile_run: Run) -> None:
+def test_no_process_of_the_run_is_left(hostile: HostileRun) -> None:
     """Warm parents, kernels and the daemons `background_daemons` started all carry the run's temp folder."""
-    course, _ = hostile_run
+    course = hostile.course
     tmp = str((course.root / "tmp-folder").resolve())
     deadline = time.monotonic() + 5
     while (left := _the_runs_processes(tmp)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left
-# A few of the hostile set, regraded one by one as `make grade STUDENT=id` does: planted files (a module that
-# once shadowed matplotlib_inline), an unparseable timestamp, an odd id.
-ALONE = ("intake_extra_files", "intake_timestamp_not_a_date", ".intake_dotted")
 
 
-def test_student_alone_gets_the_cohorts_grade(hostile_run: Run) -> None:
-    """STUDENT= grades through the same intake, workers and writer as the cohort: the same grade, cell by cell."""
-    course, _ = hostile_run
+def test_student_alone_gets_the_cohorts_grade(hostile: HostileRun) -> None:
+    """STUDENT= grades through the same intake, workers and writer as the cohort: the same grade, cell by cell.
+
+    One submission carries every trait that once made the single-student path differ (tests/adversarial/catalog.py,
+    `ALONE_STUDENT`): a handed-in matplotlib_inline.py that shadowed the real module, a subfolder and data, a
+    timestamp.txt that is not a date, and an id with a leading dot, quotes and unicode. Its model cell fails if any
+    handed-in file reaches the kernel's folder, so a full grade in both modes shows the same folder in both."""
+    course = hostile.course
     cohort_scores = scores.cell_scores(course.db_url)
-    for student in ALONE:
-        result = subprocess.run(
-            [sys.executable, "-m", "coursekit.cli", "grade", f"--student={student}"], cwd=course.root,
-            env={**course.environment(), **LIMITS}, text=True, capture_output=True, timeout=600, check=False,
-        )
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        assert scores.cell_scores(course.db_url)[student] == cohort_scores[student], student
-def test_no_autograded_notebook_holds_active_content(hostile_run: Run) -> None:
+    assert cohort_scores[ALONE_STUDENT] == scores.max_cell_points(course.db_url)
+    autograded = course.autograded / ALONE_STUDENT / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    graded_in_cohort = autograded.stat().st_mtime_ns
+    result = subprocess.run(
+        [sys.executable, "-m", "coursekit.cli", "grade", f"--student={ALONE_STUDENT}"], cwd=course.root,
+        env={**course.environment(), **LIMITS}, text=True, capture_output=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert autograded.stat().st_mtime_ns != graded_in_cohort, "STUDENT= did not regrade"
+    assert scores.cell_scores(course.db_url)[ALONE_STUDENT] == cohort_scores[ALONE_STUDENT]
+
+
+def test_no_autograded_notebook_holds_active_content(hostile: HostileRun) -> None:
     """Whatever a submission displayed or wrote, its autograded notebook holds no script (steps/sanitize.py)."""
     from .test_sanitize import active
 
-    course, _ = hostile_run
+    course = hostile.course
     release_text = {cell.source for cell in nbformat.read(course.release_notebook, as_version=4).cells}
     for path in course.autograded.glob(f"*/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"):
         notebook = nbformat.read(path, as_version=4)
@@ -274,12 +232,12 @@ def test_no_autograded_notebook_holds_active_content(hostile_run: Run) -> None:
 STAND_IN_MARKERS = ("A tf.Module, so a student", "Model(tf.Module)", "coursekit_stand_ins")
 
 
-def test_no_stand_in_reaches_an_autograded_notebook_or_feedback(hostile_run: Run) -> None:
+def test_no_stand_in_reaches_an_autograded_notebook_or_feedback(hostile: HostileRun) -> None:
     """The reference parts stay in probe children; what comes back from them is redacted (kernels/probe_child.py)."""
-    course, _ = hostile_run
+    course = hostile.course
     thieves = [h.student_id for h in CATALOG if h.student_id.startswith("refout_")]
+    assert thieves and not hostile.feedback_error
     for student in thieves:
-        course.nbgrader("generate_feedback", ASSIGNMENT, "--student", student, "--force", quiet=True)
         notebook = nbformat.read(course.autograded / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
         outputs = json.dumps([cell.get("outputs", []) for cell in notebook.cells])
         page = (course.feedback / student / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()

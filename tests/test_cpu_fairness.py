@@ -32,6 +32,8 @@ HONEST = "correct_reference"
 SPINNER = "cpu_spinner"
 CELL_TIMEOUT = 30  # an honest cell takes a second or two alone on this core; with 1/100 of it, minutes
 SPIN = bounds.spinners(spin=20, sleep=22)  # with the spinners starving the kernel a little, under the limit
+# The spinner's second burst says when it ended, in its own (kept) output: the honest student must be graded by then.
+SPUN_UNTIL = "spun until "
 ONE_CORE = str(min(os.sched_getaffinity(0)))
 
 
@@ -55,8 +57,12 @@ def test_an_honest_student_beside_a_spinner_on_one_core_keeps_exact_scores(tmp_p
     course = copy_course(tmp_path / "course")
     release = nbformat.read(course.release_notebook, as_version=4)
     spinner = cohort.fill(release, cohort.Student(SPINNER, "busy processes"))
-    for before in ("test_model_variables", "test_loss_values", "test_train_step"):  # three bursts of 20 s
-        bounds.insert_before(before, *SPIN)(spinner)
+    # Two bursts of 20 s from the start of the spinner's notebook: the honest student, graded beside it, is done
+    # before the second ends (asserted below), so a third burst later on (there was one) only made the run longer.
+    fork, release_spinners = SPIN
+    bounds.insert_before("test_model_variables", fork, release_spinners)(spinner)
+    bounds.insert_before("test_loss_values", fork,
+                         release_spinners + f"print({SPUN_UNTIL!r} + repr(_time.time()))\n")(spinner)
     path = tmp_path / f"{ASSIGNMENT}.ipynb"
     nbformat.write(spinner, path)
     course.submit(SPINNER, path)
@@ -78,3 +84,10 @@ def test_an_honest_student_beside_a_spinner_on_one_core_keeps_exact_scores(tmp_p
           f"{HONEST}: {sum(got[HONEST].values()):g}/{sum(maxima.values()):g}, "
           f"spinner: {sum(got[SPINNER].values()):g}")
     assert got[HONEST] == cohort.expected_scores(maxima)[HONEST]
+    # The honest notebook was written (so graded) while the spinners still spun: they did compete for the core.
+    spun = nbformat.read(course.autograded / SPINNER / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    printed = [line for cell in spun.cells for output in cell.get("outputs", [])
+               for line in str(output.get("text", "")).splitlines() if line.startswith(SPUN_UNTIL)]
+    assert len(printed) == 1, "the spinner's second burst did not run to its end"
+    honest_written = (course.autograded / HONEST / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").stat().st_mtime
+    assert honest_written < float(printed[0][len(SPUN_UNTIL):]), "the honest student was graded after the spinning"

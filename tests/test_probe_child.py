@@ -71,6 +71,15 @@ def test_a_child_replays_the_cells_and_observes_train_without_its_stand_in(child
     assert _kind(child.receive()) == "Absent"
 
 
+def test_a_failing_cell_is_not_formatted_but_still_recorded_and_the_replay_goes_on(child_of) -> None:
+    """A child discards every output, so it skips IPython's traceback formatting; the exception is still where
+    a later cell of the student's would find it (sys.last_value), and the cells after it still run."""
+    child = child_of()
+    last = "def train(*a):\n  import sys\n  raise type('Last' + type(sys.last_value).__name__, (Exception,), {})()"
+    assert child.send([SETUP, "{}['missing']", "def helper():\n  return 1", last], "test_train_step")
+    assert _kind(child.receive()) == "LastKeyError"
+
+
 @pytest.mark.slow
 def test_the_run_child_holds_what_the_mix_needs(child_of) -> None:
     child = child_of(("train",))

@@ -791,3 +791,33 @@ CATALOG += (
     Hostile("refout_leak_by_exception", "correct Model and loss; train raises with every stand-in text it can find",
             loses=("test_train_step", "test_train_state"), train=LEAK_BY_EXCEPTION),
 )
+
+# ---- speed: entries that let other tests share this cohort instead of grading one of their own
+# Web pages a browser would run, handed in beside the notebook: none may reach autograded/ or feedback/.
+PAGE_FILES = ("evil.html", ".evil.html", "EVIL.SVG", "page.xhtml")
+PAGES_STUDENT = "hostile_pages"
+# Regraded alone with `STUDENT=` (tests/test_adversarial.py): one submission with every trait that once made the
+# single-student path differ from the cohort's, so one `coursekit grade --student` run checks them all.
+ALONE_STUDENT = ".intake_alone 'odd' ünï"
+
+
+def _pages(folder: Path) -> None:
+    for name in PAGE_FILES:
+        (folder / name).write_text(f"<script>{active_content.script('file-' + name)}</script>")
+
+
+def _alone_traits(folder: Path) -> None:
+    planted.extra_files(folder)
+    planted.timestamp(b"not a date")(folder)
+
+
+CATALOG += (
+    # tests/browser/test_active_content.py opens this one in formgrader and its feedback page in Chromium.
+    Hostile(PAGES_STUDENT, "correct work; every payload on every MIME channel, in markdown, raw cells and metadata, "
+            "and web pages beside the notebook", loses=(),
+            model=MODEL + "\n\n" + active_content.display_code() + active_content.HARMLESS_CODE,
+            edit=active_content.add_markdown, plant=_pages),
+    Hostile(ALONE_STUDENT, "an id with a leading dot, quotes and unicode; honest work beside a matplotlib_inline.py "
+            "(it once shadowed the real one when graded alone), data and a subfolder; timestamp.txt is not a date",
+            loses=(), model=planted.CHECK_KERNEL_FOLDER + "\n\n" + MODEL, plant=_alone_traits),
+)

@@ -2,9 +2,10 @@
 
 A student's solution cell publishes every payload of tests/adversarial/active_content.py on every MIME channel,
 their notebook adds markdown, raw cells and metadata with more, and their submission folder carries web pages
-next to the notebook. `coursekit grade` grades it (sandboxed) and `nbgrader generate_feedback` writes its
-feedback. Then, in headless Chromium, with the instructor logged in to the course's own JupyterLab server
-(nbgrader's formgrader extension, started in the course folder):
+next to the notebook. It is an entry of the hostile catalog, graded (sandboxed, by `coursekit grade`) in the
+cohort that tests/test_adversarial.py checks (`hostile` in tests/conftest.py, graded once a session), and
+`nbgrader generate_feedback` writes its feedback. Then, in headless Chromium, with the instructor logged in to
+the course's own JupyterLab server (nbgrader's formgrader extension, started in the course folder):
 
 - formgrader's view of the submission, and the feedback page (through Jupyter's /files/, from disk, and served
   unsandboxed on the instructor's origin) run no student script: no `window.__pwned`, no title change, no
@@ -13,7 +14,7 @@ feedback. Then, in headless Chromium, with the instructor logged in to the cours
 - a control: the same notebook rendered without the kit's sanitizer, served at a formgrader address, does run
   the payloads and starts a kernel as the instructor, with the same waits, so the checks above can fail.
 
-Measured here (2-core VM, loaded): grading the one submission about 40-60 s, the pages a few seconds each.
+Measured here (2-core VM, loaded): the pages a few seconds each, after the shared cohort is graded.
 """
 
 from __future__ import annotations
@@ -36,20 +37,21 @@ from nbgrader.api import Gradebook
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from coursekit import ASSIGNMENT, COURSE_ID
-from coursekit.course import cohort, staleness
+from coursekit.course import staleness
 from coursekit.course.directory import Course
 from coursekit.exports import scores
 
 from ..adversarial import active_content
-from ..conftest import copy_course
+from ..adversarial.catalog import PAGE_FILES, PAGES_STUDENT
+from ..conftest import HostileRun
 from ..test_sanitize import active, hostile_notebook, render
 from .conftest import LabServer, _free_port, _stop, _wait_until_up
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-STUDENT = "hostile_pages"
-# Files a browser would run as a page, sent next to the notebook: none may reach autograded/ or feedback/.
-EXTRA_FILES = ("evil.html", ".evil.html", "EVIL.SVG", "page.xhtml")
+# The catalog's entry that carries every payload (tests/adversarial/catalog.py), and the web pages handed in
+# beside its notebook: none may reach autograded/ or feedback/.
+STUDENT, EXTRA_FILES = PAGES_STUDENT, PAGE_FILES
 # Payloads run on load or within a few event-loop turns (fetch, ontoggle); the control shows this is enough.
 SETTLE_MS = 2_500
 KERNEL_LIST_TIMEOUT_S = 60
@@ -98,25 +100,12 @@ def _kernels(server: LabServer) -> list[object]:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory: pytest.TempPathFactory) -> Course:
-    course = copy_course(tmp_path_factory.mktemp("active-content"))
-    course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
-    release = nbformat.read(course.release_notebook, as_version=4)
-    model = cohort.MODEL + "\n\n" + active_content.display_code() + active_content.HARMLESS_CODE
-    notebook = cohort.fill(release, cohort.Student(STUDENT, "every payload", model, cohort.LOSS, cohort.TRAIN))
-    active_content.add_markdown(notebook)
-    path = course.submitted_notebook(STUDENT)
-    path.parent.mkdir(parents=True)
-    nbformat.write(notebook, path)
-    for name in EXTRA_FILES:
-        (path.parent / name).write_text(f"<script>{active_content.script('file-' + name)}</script>")
-    result = subprocess.run(
-        [sys.executable, "-m", "coursekit.cli", "grade", "--workers", "1"], cwd=course.root,
-        env={**course.environment(), "COURSEKIT_CELL_TIMEOUT": "60"}, text=True, capture_output=True,
-        timeout=900, check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    course.nbgrader("generate_feedback", ASSIGNMENT, "--force", quiet=True)
+def graded(hostile: HostileRun) -> Course:
+    """The hostile cohort's course (tests/conftest.py): `STUDENT` is one of its catalog entries, graded (sandboxed)
+    among the others; the fixture wrote the cohort's feedback."""
+    course = hostile.course
+    assert hostile.result.returncode == 0, hostile.result.stdout[-3000:] + hostile.result.stderr[-3000:]
+    assert not hostile.feedback_error
     return course
 
 
