@@ -17,10 +17,11 @@ import pytest
 from nbgrader.utils import notebook_hash
 
 from coursekit import ASSIGNMENT, COURSE_ID, cli
+from coursekit.course import cohort
 from coursekit.course.directory import Course
 from coursekit.engine import intake, workers
 
-from .conftest import EXCHANGE_STUDENT, ExchangeCourse, copy_course
+from .conftest import EXCHANGE_STUDENT, EXTRA_STUDENTS, ExchangeCourse, copy_course
 
 SECRET = "0123456789abcdef" * 8  # as nbgrader submit writes it: secrets.token_hex(64)
 
@@ -153,7 +154,8 @@ def test_feedback_goes_out_through_the_exchange(exchange_course: ExchangeCourse,
     outbound = course.root / "exchange" / COURSE_ID / "feedback"
     assert [p.name for p in outbound.iterdir()] == [f"{notebook_hash(secret=secret, notebook_id=ASSIGNMENT)}.html"]
     assert (outbound / f"{notebook_hash(secret=secret, notebook_id=ASSIGNMENT)}.html").read_bytes() == page
-    assert "31 student(s) who did not submit through it" in result.stdout, result.stdout  # the demo's others
+    others = len(cohort.STUDENTS) + len(EXTRA_STUDENTS) - 1  # all of the demo course but the one who submitted
+    assert f"{others} student(s) who did not submit through it" in result.stdout, result.stdout
 
     # The student: `nbgrader list` says feedback is ready, fetch_feedback brings exactly the released page.
     assert "(feedback ready to be fetched)" in made.student("list", "--cached").stderr

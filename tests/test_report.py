@@ -18,6 +18,7 @@ import nbformat
 import pytest
 
 from coursekit import ASSIGNMENT, cli
+from coursekit.course import cohort
 from coursekit.course.directory import Course
 from coursekit.engine import grading
 from coursekit.engine.routes import REPLAY_KEY
@@ -28,6 +29,8 @@ from coursekit.report.page import build
 from coursekit.steps import judge, sanitize
 from coursekit.steps.preprocessors import ReplayExecution
 from grader_tests import checks
+
+from .conftest import EXTRA_STUDENTS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -311,7 +314,7 @@ def test_report_of_the_graded_demo_course(graded: Course, tmp_path: Path) -> Non
     penalties = scores.late_penalties(graded.db_url)
 
     rows = {row["student"]: row for row in _rows(out / f"{ASSIGNMENT}_scores.csv")}
-    assert set(rows) == set(cells) and len(rows) == 32
+    assert set(rows) == set(cells) and len(rows) == len(cohort.STUDENTS) + len(EXTRA_STUDENTS)
     for student, by_cell in cells.items():
         for grade_id, points in by_cell.items():
             assert float(rows[student][grade_id]) == points, (student, grade_id)
