@@ -282,16 +282,21 @@ def take(course: Course, student: str) -> Taken:
             os.close(fd)
 
 
+def _read_extra(folder: int, name: str, taken: Taken, dropped: str) -> bytes | None:
+    """A small file beside the notebook (timestamp, secret), or None; why it cannot be used goes in the notes,
+    followed by `dropped` (what that costs the student)."""
+    try:
+        return _read_regular(folder, name, MAX_TIMESTAMP_BYTES)
+    except _Unusable as exc:
+        taken.notes.append(f"{exc}: {dropped}")
+    except OSError as exc:
+        taken.notes.append(f"{name} cannot be read ({exc.strerror}): {dropped}")
+    return None
+
+
 def _take_timestamp(folder: int, taken: Taken) -> None:
     """A timestamp that cannot be used is dropped: the submission is graded as one without a time (never late)."""
-    try:
-        raw = _read_regular(folder, TIMESTAMP, MAX_TIMESTAMP_BYTES)
-    except _Unusable as exc:
-        taken.notes.append(f"{exc}: ignored, graded without a submission time")
-        return
-    except OSError as exc:
-        taken.notes.append(f"{TIMESTAMP} cannot be read ({exc.strerror}): ignored, graded without a submission time")
-        return
+    raw = _read_extra(folder, TIMESTAMP, taken, "ignored, graded without a submission time")
     if raw is None:
         return
     parsed = parse_timestamp(raw)
@@ -324,20 +329,12 @@ def submitted_time(course: Course, student: str) -> datetime | None:
 
 def _take_secret(folder: int, taken: Taken) -> None:
     """nbgrader's submission secret, if it is one: anything else is dropped (no feedback through the exchange)."""
-    try:
-        raw = _read_regular(folder, SECRET, MAX_TIMESTAMP_BYTES)
-    except _Unusable as exc:
-        taken.notes.append(f"{exc}: ignored, their feedback cannot be released through nbgrader's exchange")
-        return
-    except OSError as exc:
-        taken.notes.append(f"{SECRET} cannot be read ({exc.strerror}): ignored, their feedback cannot be released "
-                           "through nbgrader's exchange")
-        return
+    dropped = "ignored, their feedback cannot be released through nbgrader's exchange"
+    raw = _read_extra(folder, SECRET, taken, dropped)
     if raw is None:
         return
     if _SECRET_RE.fullmatch(raw) is None:
-        taken.notes.append(f"{SECRET} is not nbgrader's (hex digits): ignored, their feedback cannot be released "
-                           "through nbgrader's exchange")
+        taken.notes.append(f"{SECRET} is not nbgrader's (hex digits): {dropped}")
         return
     taken.secret = raw
 
