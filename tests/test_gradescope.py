@@ -302,16 +302,26 @@ def run_autograder(root: Path, notebook: Path | None, *, drop_sys_admin: bool = 
 
 
 def _python_open_to_others(root: Path) -> str:
-    """Shell commands that make this Python readable by other uids in the namespace, as /usr's is on Gradescope:
-    here it may sit under a closed folder (/root/.pyenv): a 0755 tmpfs goes over that folder, the Python bound back."""
-    base = Path(sys.base_prefix).resolve()
-    closed = next((folder for folder in reversed(base.parents) if not os.stat(folder).st_mode & 0o001), None)
-    if closed is None:
-        return ""
-    keep = root.parent / "python"
-    keep.mkdir(exist_ok=True)
-    return (f" && mount --bind {base} {keep} && mount -t tmpfs -o mode=0755 tmpfs {closed}"
-            f" && mkdir -p {base} && mount --move {keep} {base}")
+    """Shell commands that make this Python readable by other uids in the namespace, as /usr's is on Gradescope.
+    Here the base Python may sit under a closed folder (/root/.pyenv), and the .venv too (a clone in a 0700
+    `mktemp -d`): each is bound aside, a 0755 tmpfs goes over the topmost closed folder on its way, and it is bound
+    back at its own path. What else was in a covered folder (this checkout) is hidden from the namespace."""
+    needed = dict.fromkeys(Path(p).resolve() for p in (sys.base_prefix, sys.prefix))
+    closed: dict[Path, Path] = {}  # needed path -> the topmost closed folder on its way
+    for path in needed:
+        folder = next((f for f in reversed(path.parents) if not os.stat(f).st_mode & 0o001), None)
+        if folder is not None:
+            closed[path] = folder
+    covers = {f for f in closed.values() if not any(f != g and g in f.parents for g in closed.values())}
+    script = ""
+    for index, path in enumerate(closed):
+        keep = root.parent / f"python-{index}"
+        keep.mkdir(exist_ok=True)
+        script += f" && mount --bind {path} {keep}"
+    script += "".join(f" && mount -t tmpfs -o mode=0755 tmpfs {folder}" for folder in sorted(covers))
+    for index, path in enumerate(closed):
+        script += f" && mkdir -p {path} && mount --move {root.parent / f'python-{index}'} {path}"
+    return script
 
 
 def _cells(content: dict[str, object]) -> dict[str, float]:
