@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import hashlib
+import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -36,19 +42,100 @@ def _snapshot(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file() and cli.DEMO_COURSE not in p.relative_to(root).parts}
 
 
+# ---- pytest-xdist (`make test` runs two workers): what is costly is built once per run, not once per worker
+
+# The test files that use a costly shared session fixture, and their group: a group runs on one worker, so the
+# fixture is built once (the hostile cohort is the slowest thing `make test` does; its tests restore what they
+# change, which is safe only when they do not run side by side). Every other file is a group of its own, so its
+# module fixtures (a graded course, a Jupyter server) are built once too.
+SHARED_FIXTURES = {"hostile": "hostile", "exchange_course": "exchange"}
+GROUPS = {"tests/test_adversarial.py": "hostile", "tests/test_lifetime.py": "hostile",
+          "tests/browser/test_active_content.py": "hostile",
+          "tests/test_exchange.py": "exchange", "tests/browser/test_release_feedback.py": "exchange"}
+FIRST = "hostile"  # the longest group starts first, so no worker waits for it at the end
+
+
+def _group(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    return GROUPS.get(path, path)
+
+
+@pytest.hookimpl(optionalhook=True)  # `-p no:xdist` has no such hook
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """xdist's `loadgroup` cannot read groups under pytest 9 (it rewrites `item._nodeid`, which pytest 9 no longer
+    reads), so the groups are scheduled here: xdist's `loadscope` with GROUPS as the scopes."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid)
+
+    config.option.loadscopereorder = False  # the order is ours: pytest_collection_modifyitems
+    return ByGroup(config, log)
+
+
+def _uses_shared(item: pytest.Item, fixture: str) -> bool:
+    """Whether `item` uses this file's session fixture `fixture` (a test file may have its own of that name)."""
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.get(fixture, ()) if info is not None else ()
+    return bool(definitions) and getattr(definitions[-1].func, "__module__", "") == __name__  # [-1]: the one used
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The FIRST group first; and a file that uses a shared fixture without being in its group is an error (it
+    would build the fixture on a second worker, or change files another worker's test reads)."""
+    for item in items:
+        for fixture, group in SHARED_FIXTURES.items():
+            if _uses_shared(item, fixture) and _group(item.nodeid) != group:
+                raise pytest.UsageError(f"{item.nodeid} uses the fixture {fixture!r}: add its file to GROUPS "
+                                        f"in tests/conftest.py as {group!r}")
+    items.sort(key=lambda item: _group(item.nodeid) != FIRST)  # stable: otherwise the collection order
+
+
+def once_per_run(tmp_path_factory: pytest.TempPathFactory, name: str,
+                 build: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """`build(folder)` once per test run, its JSON record shared by every xdist worker: the first worker to ask builds
+    in the run's shared temp folder while the others wait on a lock, then read the record (or its failure)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return build(tmp_path_factory.mktemp(name))
+    folder = tmp_path_factory.getbasetemp().parent / name
+    record = folder.with_suffix(".json")
+    with open(folder.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            folder.mkdir()
+            try:
+                made: dict[str, Any] = build(folder)
+            except BaseException as exc:
+                record.write_text(json.dumps({"failed": f"{type(exc).__name__}: {exc}"}))
+                raise
+            record.write_text(json.dumps(made))
+    made = json.loads(record.read_text())
+    if "failed" in made:
+        pytest.fail(f"{name}, built by another xdist worker, failed: {made['failed']}", pytrace=False)
+    return made
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Course, dict[str, str], dict[str, str]]:
     """The demo run (`coursekit demo`, plus the source and the blank release as two more students) in a course
     in use: released, with a submission of its own and an export. (demo course, course before, course after)"""
-    course = copy_course(tmp_path_factory.mktemp("course"))
-    course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
-    course.submit("real_student", course.source_notebook)
-    (course.root / "grades.csv").write_text("the course's own export\n")
-    before = _snapshot(course.root)
-    extra = {student: course.source_notebook if kind == "source" else course.release_notebook
-             for student, kind in EXTRA_STUDENTS.items()}
-    demo = cli.run_demo(course, extra)
-    return demo, before, _snapshot(course.root)
+
+    def build(folder: Path) -> dict[str, Any]:
+        course = copy_course(folder / "course")
+        course.nbgrader("generate_assignment", ASSIGNMENT, "--force", quiet=True)
+        course.submit("real_student", course.source_notebook)
+        (course.root / "grades.csv").write_text("the course's own export\n")
+        before = _snapshot(course.root)
+        extra = {student: course.source_notebook if kind == "source" else course.release_notebook
+                 for student, kind in EXTRA_STUDENTS.items()}
+        demo = cli.run_demo(course, extra)
+        return {"demo": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(demo).items()},
+                "before": before, "after": _snapshot(course.root)}
+
+    made = once_per_run(tmp_path_factory, "demo-run", build)
+    demo = Course(**{**made["demo"], "root": Path(made["demo"]["root"])})
+    return demo, made["before"], made["after"]
 
 
 @pytest.fixture(scope="session")
@@ -189,3 +276,5 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> HostileRun:
         feedback_error = str(error)
     return HostileRun(course, result, watcher.tmp, watcher.daemons, frozenset(watcher.uids), tuple(left),
                       feedback_error)
+
+
