@@ -55,9 +55,11 @@ def _wait_for(condition: object, what: str, processes: list[subprocess.Popen[byt
         time.sleep(0.2)
 
 
-@pytest.fixture
-def scheduler(tmp_path: Path) -> Iterator[str]:
-    """`dask scheduler` and two `dask worker --nthreads 1` on 127.0.0.1, random ports; all stopped after."""
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`dask scheduler` and two `dask worker --nthreads 1` on 127.0.0.1, random ports, for this file's tests (a
+    worker killed by a test is restarted by its nanny); all stopped after."""
+    tmp_path = tmp_path_factory.mktemp("dask")
     env = Course(tmp_path).environment()  # .venv first on PATH: nbgrader, kernels, coursekit
     info = tmp_path / "scheduler.json"
     logs = tmp_path / "logs"
@@ -107,20 +109,19 @@ def scheduler(tmp_path: Path) -> Iterator[str]:
             sys.stderr.write(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}\n")
 
 
-def test_a_dask_cluster_scores_exactly_like_a_local_run(scheduler: str, tmp_path: Path) -> None:
+def test_a_dask_cluster_scores_exactly_like_a_local_run(scheduler: str, graded: Course, tmp_path: Path) -> None:
+    """Scores equal the demo course's (`graded`: the same notebooks, graded on this machine's workers)."""
     on_dask = _course(tmp_path / "dask")
-    here = Course(Path(shutil.copytree(on_dask.root, tmp_path / "local")))
     broken = on_dask.submitted_notebook("broken_json")
     broken.parent.mkdir(parents=True)
     broken.write_text('{"cells": [')  # graded blank by intake, with the reason, and no harm to the others
     summary = grading.grade(on_dask, pending(on_dask, force=False), DaskRunner(scheduler))
     assert sorted(summary.graded) == sorted([*STUDENTS, "broken_json"])
     assert not summary.failed and "JSON" in summary.blank["broken_json"]
-    grading.grade_course(here, force=False, workers=2)
-    dask_scores, local_scores = scores.cell_scores(on_dask.db_url), scores.cell_scores(here.db_url)
+    dask_scores, local_scores = scores.cell_scores(on_dask.db_url), scores.cell_scores(graded.db_url)
     assert sum(dask_scores.pop("broken_json").values()) == 0
-    assert dask_scores == local_scores
-    expected = cohort.expected_scores(scores.max_cell_points(here.db_url))
+    assert dask_scores == {student: local_scores[student] for student in STUDENTS}
+    expected = cohort.expected_scores(scores.max_cell_points(on_dask.db_url))
     assert dask_scores == {student: expected[student] for student in STUDENTS}
     # The coordinator wrote the autograded notebooks here; the workers only sent them back.
     assert sorted(p.name for p in on_dask.autograded.iterdir() if p.is_dir()) == sorted([*STUDENTS, "broken_json"])

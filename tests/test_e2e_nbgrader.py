@@ -160,7 +160,7 @@ def test_pytest_grader_tests_runs_on_any_notebook(repo_course: Course, student: 
 def test_warm_kernels_and_workers_score_exactly_like_plain_nbgrader(graded: Course, tmp_path: Path) -> None:
     """Plain `nbgrader autograde`, and with warm kernels; workers and warm kernels (`coursekit grade`) are how the
     demo course (`graded`) was graded, among all 30 demo students."""
-    students = ["correct_noisy", "loss_numpy", "train_global_model", "model_class_attributes"]
+    students = ["correct_noisy", "train_global_model", "model_class_attributes"]  # stderr, a train and a model mistake
     results = {}
     for way in ("plain", "warm"):
         course = copy_course(tmp_path / way)

@@ -100,8 +100,9 @@ def test_an_executor_replaced_mid_run_grades_like_the_first(tmp_path: Path, monk
     started: list[Path] = []
     original = workers._Executor.__init__
 
-    def counting(self: workers._Executor, bundle: dict[str, bytes], fingerprint: str) -> None:
-        original(self, bundle, fingerprint)
+    def counting(self: workers._Executor, bundle: dict[str, bytes], fingerprint: str,
+                 warm: dict[str, str] | None = None) -> None:
+        original(self, bundle, fingerprint, warm)
         started.append(self.root)
 
     monkeypatch.setattr(workers._Executor, "RECYCLE_AFTER", 1)

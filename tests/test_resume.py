@@ -21,7 +21,7 @@ from .conftest import copy_course
 
 pytestmark = pytest.mark.slow
 
-STUDENTS = [s.student_id for s in cohort.STUDENTS[::3]]  # 10 students, correct and wrong
+STUDENTS = [s.student_id for s in cohort.STUDENTS[::5]]  # 7 students: correct, and wrong in each part
 
 
 def _start(course: Course) -> subprocess.Popen[str]:

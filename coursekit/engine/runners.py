@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 from coursekit.course.directory import CourseError
-from coursekit.engine.workers import EXECUTORS, WARM, ChunkResult, execute_chunk
+from coursekit.engine.workers import EXECUTORS, WARM, ChunkResult, execute_chunk, prepare_executor
 
 
 class ChunkFuture(Protocol):
@@ -38,9 +38,13 @@ class LocalRunner:
 
     def start(self, bundle: dict[str, bytes]) -> None:
         self._bundle = bundle
+        # The free threads start their nbgrader while the warm parent imports (one thread waits for it).
+        preparing = [self._pool.submit(prepare_executor, bundle) for _ in range(self.slots - 1)]
         # Raises when the warm parent cannot start, or the sandbox lacks a protection (and the instructor did
         # not allow that): a reason to grade nobody, not a failure of each submission in turn.
         self._warming.result()
+        for future in preparing:  # a failure here is the chunk's to report: it starts its executor again
+            future.exception()
 
     def submit(self, notebooks: dict[str, bytes]) -> Future[dict[str, ChunkResult]]:
         return self._pool.submit(execute_chunk, self._bundle, notebooks, self._stopping.is_set)

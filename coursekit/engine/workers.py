@@ -31,7 +31,7 @@ import psutil
 
 from coursekit import ASSIGNMENT
 from coursekit.course.directory import Course
-from coursekit.engine import intake
+from coursekit.engine import bundle_cache, intake
 from coursekit.engine.autograder import AutograderProcess
 from coursekit.engine.completion import completely_graded
 from coursekit.kernels.warm_kernels import SOCKET_ENV, warm_environment
@@ -81,18 +81,22 @@ def build_bundle(course: Course) -> dict[str, bytes]:
     The gradebook comes from `nbgrader generate_assignment` in a scratch course, so workers never read
     the real gradebook, whatever database that is.
     """
-    with tempfile.TemporaryDirectory(prefix="coursekit-bundle-") as scratch:
-        root = Path(scratch)
-        files = [p for p in (course.root / "source").rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts]
-        bundle = {p.relative_to(course.root).as_posix(): p.read_bytes() for p in files}
-        bundle["nbgrader_config.py"] = (course.root / "nbgrader_config.py").read_bytes()
-        _unpack(bundle, root)
-        Course(root).nbgrader("generate_assignment", ASSIGNMENT, "--force", _scratch_db(root), quiet=True)
-        bundle["gradebook.db"] = (root / "gradebook.db").read_bytes()
-        # The release, generated here too: RestoreAssignmentCells puts deleted test cells back from it.
-        bundle.update({p.relative_to(root).as_posix(): p.read_bytes()
-                       for p in (root / "release").rglob("*") if p.is_file()})
-    return bundle
+    files = [p for p in (course.root / "source").rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts]
+    bundle = {p.relative_to(course.root).as_posix(): p.read_bytes() for p in files}
+    bundle["nbgrader_config.py"] = (course.root / "nbgrader_config.py").read_bytes()
+
+    def generate() -> dict[str, bytes]:
+        with tempfile.TemporaryDirectory(prefix="coursekit-bundle-") as scratch:
+            root = Path(scratch)
+            _unpack(bundle, root)
+            Course(root).nbgrader("generate_assignment", ASSIGNMENT, "--force", _scratch_db(root), quiet=True)
+            made = {"gradebook.db": (root / "gradebook.db").read_bytes()}
+            # The release, generated here too: RestoreAssignmentCells puts deleted test cells back from it.
+            made.update({p.relative_to(root).as_posix(): p.read_bytes()
+                         for p in (root / "release").rglob("*") if p.is_file()})
+            return made
+
+    return {**bundle, **bundle_cache.made(bundle, generate)}
 
 
 def _scratch_db(root: Path) -> str:
@@ -120,14 +124,37 @@ class _WarmParent:
         self._lock = threading.Lock()
         self._stack: contextlib.ExitStack | None = None
         self._env: dict[str, str] = {}
+        self._early: dict[str, str] | None = None  # the paths, known before the parent is ready
+        self._early_known = threading.Condition()
 
     def env(self) -> dict[str, str]:
+        """The environment for nbgrader: starts the parent on first use, and waits until it is ready."""
         with self._lock:
             if self._stack is None:
                 stack = contextlib.ExitStack()
-                self._env = stack.enter_context(warm_environment(Course(Path.cwd()).environment()))
+                try:
+                    self._env = stack.enter_context(warm_environment(Course(Path.cwd()).environment(),
+                                                                     self._paths_known))
+                finally:
+                    with self._early_known:  # known, or (on a failure) never: wake whoever waits for it
+                        self._early = self._early or {}
+                        self._early_known.notify_all()
                 self._stack = stack
             return self._env
+
+    def _paths_known(self, env: dict[str, str]) -> None:
+        with self._early_known:
+            self._early = env
+            self._early_known.notify_all()
+
+    def early_env(self, timeout: float = 120) -> dict[str, str] | None:
+        """What `env()` will return, as soon as its paths are known: while another thread's `env()` waits for the
+        parent to import TensorFlow, an nbgrader can start. None if the parent failed to start, or when no
+        `env()` is under way."""
+        with self._early_known:
+            if not self._early_known.wait_for(lambda: self._early is not None, timeout):
+                return None
+            return self._early or None
 
     def stop(self) -> None:
         """Kill the parent's kernels (nbgrader shuts them down itself, unless it was killed), then the parent.
@@ -152,6 +179,8 @@ class _WarmParent:
                     kernel.kill()
             self._stack.close()
             self._stack = None
+            with self._early_known:
+                self._early = None  # the next env() starts another parent, with paths of its own
 
 
 WARM = _WarmParent()
@@ -171,13 +200,14 @@ class _Executor:
 
     RECYCLE_AFTER = 200
 
-    def __init__(self, bundle: dict[str, bytes], fingerprint: str) -> None:
+    def __init__(self, bundle: dict[str, bytes], fingerprint: str, warm: dict[str, str] | None = None) -> None:
+        """`warm`: the warm parent's environment (WARM.env() when not given)."""
         self.fingerprint, self.served = fingerprint, 0
         self.root = Path(tempfile.mkdtemp(prefix="coursekit-chunk-"))
         _unpack(bundle, self.root)
         # Its own temp folder, removed with the scratch course: a killed nbgrader leaves kernel connection files.
         (self.root / "tmp").mkdir()
-        env = {**WARM.env(), "TMPDIR": str(self.root / "tmp"), "COURSEKIT_EXECUTE_ONLY": "1"}
+        env = {**(warm or WARM.env()), "TMPDIR": str(self.root / "tmp"), "COURSEKIT_EXECUTE_ONLY": "1"}
         self.process = AutograderProcess(self.root, env, self.root / "nbgrader.log", (_scratch_db(self.root),))
 
     def usable(self, fingerprint: str) -> bool:
@@ -214,7 +244,7 @@ class _Executors:
         self._lock = threading.Lock()
         self._by_thread: dict[int, _Executor] = {}
 
-    def for_this_thread(self, bundle: dict[str, bytes]) -> _Executor:
+    def for_this_thread(self, bundle: dict[str, bytes], warm: dict[str, str] | None = None) -> _Executor:
         fingerprint = _fingerprint(bundle)
         thread = threading.get_ident()
         with self._lock:
@@ -223,7 +253,7 @@ class _Executors:
             executor.close()  # idle between chunks: it ends as soon as its stdin closes
             executor = None
         if executor is None:
-            executor = _Executor(bundle, fingerprint)
+            executor = _Executor(bundle, fingerprint, warm)
             with self._lock:
                 self._by_thread[thread] = executor
         return executor
@@ -244,6 +274,15 @@ def _fingerprint(bundle: dict[str, bytes]) -> str:
 
 EXECUTORS = _Executors()
 atexit.register(EXECUTORS.close)  # registered after WARM's: runs before it, while kernels can still end cleanly
+
+
+def prepare_executor(bundle: dict[str, bytes]) -> None:
+    """This thread's executor, started while the warm parent is still importing (LocalRunner.start): nbgrader's
+    imports then cost the first grade nothing. Nothing is executed until a chunk comes, after the parent is ready;
+    if it never is, the run ends and closes the executor unused."""
+    warm = WARM.early_env()
+    if warm is not None:
+        EXECUTORS.for_this_thread(bundle, warm)
 
 
 # ---------------------------------------------------------------- executing a chunk

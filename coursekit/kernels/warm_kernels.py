@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -268,6 +268,19 @@ def serve(socket_path: str) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _in_warm_folder(warm: Path, kind: str, kernel_id: str, mode: int = 0o777) -> Path:
+    """warm/kind/kernel_id, made if need be (it exists on a restart), but never the warm parent's folder itself:
+    an orphaned parent removes that folder as it ends, and an nbgrader orphaned with it that starts its next kernel
+    must not make it again (left behind for good)."""
+    folder = warm / kind / kernel_id
+    try:
+        folder.parent.mkdir(exist_ok=True)
+        folder.mkdir(mode=mode, exist_ok=True)
+    except FileNotFoundError as exc:
+        raise WarmKernelError(f"the warm kernel parent is gone (its folder {warm} was removed)") from exc
+    return folder
+
+
 class Zygote:
     """Start the warm parent in its own process; stop it on exit."""
 
@@ -282,6 +295,12 @@ class Zygote:
         self.report = sandbox.Report()
 
     def __enter__(self) -> Zygote:
+        self.start()
+        self.wait_ready()
+        return self
+
+    def start(self) -> None:
+        """Start the parent; `wait_ready` for it."""
         # Its environment is the allow-listed one: a kernel forked from it can read the environment it was
         # started with (/proc/self/environ, its own memory), whatever the kernel's os.environ says.
         self.process = subprocess.Popen(
@@ -289,13 +308,15 @@ class Zygote:
             env=sandbox.kernel_environment(self.env, parent=True), stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, text=True,
         )
-        assert self.process.stdout is not None
+
+    def wait_ready(self) -> None:
+        """Until the parent has imported what kernels share and probed the sandbox (its report)."""
+        assert self.process is not None and self.process.stdout is not None
         line = self.process.stdout.readline().strip()
         if not line.startswith("ready "):
             self.process.kill()
             raise WarmKernelError(f"the warm kernel parent did not start (exit code {self.process.wait()})")
         self.report = sandbox.Report.from_json(line.removeprefix("ready "))
-        return self
 
     def __exit__(self, *_: object) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -324,25 +345,41 @@ def warm_kernelspec(folder: Path) -> Path:
 
 
 @contextlib.contextmanager
-def warm_environment(env: dict[str, str]) -> Iterator[dict[str, str]]:
-    """`env` for nbgrader with warm kernels: a running parent, and the kernelspec that uses it."""
+def warm_environment(env: dict[str, str],
+                     paths_known: Callable[[dict[str, str]], None] | None = None) -> Iterator[dict[str, str]]:
+    """`env` for nbgrader with warm kernels: a running parent, and the kernelspec that uses it.
+
+    `paths_known(env)`, if given, gets the same environment as soon as its paths are known, before the parent has
+    imported TensorFlow and said which protections hold: enough to start an nbgrader that will ask it for kernels
+    later (coursekit/engine/workers.py starts its executors meanwhile), never to run a kernel (the parent refuses
+    any request before it is ready, and the caller waits for this context).
+    """
     env = dict(env)
     # Matplotlib reads MPLBACKEND when it is imported, which now happens once, in the parent.
     env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     # The kernelspec is not in the parent's folder, which an orphaned parent removes: an orphaned nbgrader
     # must keep finding a spec that names the (gone) parent and fail, not fall back to a plain, unsandboxed
     # python3 kernel.
-    with Zygote(env) as zygote, tempfile.TemporaryDirectory(prefix="coursekit-kernels-") as specs:
-        print(zygote.report.line(), flush=True)
-        if zygote.report.missing and not env.get(sandbox.ALLOW_ENV):
-            raise WarmKernelError(
-                f"refusing to run student code without: {', '.join(zygote.report.missing)}. Run as root or where "
-                "user namespaces are allowed, or pass --allow-unsandboxed to grade anyway (docs/security.md)"
-            )
+    with tempfile.TemporaryDirectory(prefix="coursekit-kernels-") as specs:
+        zygote = Zygote(env)
         env[SOCKET_ENV] = zygote.socket_path
         env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(warm_kernelspec(Path(specs))),
                                                             env.get("JUPYTER_PATH")]))
-        yield env
+        zygote.start()
+        try:
+            if paths_known is not None:
+                paths_known(dict(env))
+            zygote.wait_ready()
+            print(zygote.report.line(), flush=True)
+            if zygote.report.missing and not env.get(sandbox.ALLOW_ENV):
+                raise WarmKernelError(
+                    f"refusing to run student code without: {', '.join(zygote.report.missing)}. Run as root or "
+                    "where user namespaces are allowed, or pass --allow-unsandboxed to grade anyway "
+                    "(docs/security.md)"
+                )
+            yield env
+        finally:
+            zygote.__exit__()
 
 
 # ---------------------------------------------------------------- jupyter_client's side
@@ -410,8 +447,7 @@ class WarmProvisioner(LocalProvisioner):  # type: ignore[misc]
         # A sandboxed kernel has no network: unix sockets, in a folder of its own, the only one it can bind.
         km = self.parent
         if km is not None:
-            folder = Path(self._socket_path()).parent / "sockets" / self.kernel_id
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = _in_warm_folder(Path(self._socket_path()).parent, "sockets", self.kernel_id)
             self.sockets = str(folder)
             km.transport, km.cache_ports, km.ip = "ipc", False, str(folder / "kernel")
         return await super().pre_launch(**kwargs)
@@ -482,8 +518,7 @@ class WarmProvisioner(LocalProvisioner):  # type: ignore[misc]
         taken back: the kernel cannot write to the host's disk through it.
         """
         km = self.parent
-        bound = self._bound_folder()
-        bound.mkdir(parents=True, mode=0o700, exist_ok=True)  # exists on a restart: the renames replace
+        bound = _in_warm_folder(Path(self._socket_path()).parent, "bound", self.kernel_id, mode=0o700)
         target = str(bound / "kernel")
         uids = {sandbox.SANDBOX_UID_BASE + self.pid if sandbox.really_root() else os.geteuid()}
         if os.environ.get(sandbox.ALLOW_ENV):  # a kernel left without an identity of its own binds as the grader
