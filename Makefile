@@ -32,7 +32,7 @@ demo: $(STAMP) ## the whole job on the shipped demo cohort, in its own scratch c
 test: $(STAMP) ## lint, then every test: unit and end to end (real nbgrader, kernels, browser)
 	$(BIN)/ruff check .
 	bash tests/install_debian_package.sh chromium postgresql
-	$(PYTEST) tests -n 2 -m 'not serial' --durations=30
+	$(PYTEST) tests -n $(or $(TEST_WORKERS),3) -m 'not serial' --durations=30
 	$(PYTEST) tests -m serial --durations=5
 
 test-fast: $(STAMP) ## the unit tests only (seconds)
