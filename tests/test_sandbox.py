@@ -83,6 +83,16 @@ def test_without_root_a_user_namespace_gives_the_same_protections() -> None:
 # ---------------------------------------------------------------- slow: real kernels
 
 
+def _printed(msg: dict) -> str:
+    """What an iopub message shows as text: a stream's text, or an error's name and value."""
+    content = msg["content"]
+    if msg["msg_type"] == "stream":
+        return content["text"]
+    if msg["msg_type"] == "error":
+        return f"{content['ename']}: {content['evalue']}"
+    return ""
+
+
 class Kernel:
     """A kernel from the warm parent, as nbgrader starts it, and a way to run code in it."""
 
@@ -96,15 +106,7 @@ class Kernel:
     def run(self, code: str, timeout: float = 60) -> str:
         """What the code printed (stdout and the error, if any)."""
         out: list[str] = []
-
-        def collect(msg: dict) -> None:
-            content = msg["content"]
-            if msg["msg_type"] == "stream":
-                out.append(content["text"])
-            elif msg["msg_type"] == "error":
-                out.append(f"{content['ename']}: {content['evalue']}")
-
-        self.client.execute_interactive(code, timeout=timeout, output_hook=collect)
+        self.client.execute_interactive(code, timeout=timeout, output_hook=lambda msg: out.append(_printed(msg)))
         return "".join(out)
 
     def run_or_die(self, code: str, timeout: float = 60) -> str | None:
@@ -119,13 +121,9 @@ class Kernel:
                 continue
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
-            content = msg["content"]
-            if msg["msg_type"] == "stream":
-                out.append(content["text"])
-            elif msg["msg_type"] == "error":
-                out.append(f"{content['ename']}: {content['evalue']}")
-            elif msg["msg_type"] == "status" and content["execution_state"] == "idle":
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 return "".join(out)
+            out.append(_printed(msg))
         if self.manager.is_alive():
             raise TimeoutError(f"no reply in {timeout} s, and the kernel lives: {''.join(out)}")
         return None

@@ -149,8 +149,8 @@ class _WarmParent:
 
     def early_env(self, timeout: float = 120) -> dict[str, str] | None:
         """What `env()` will return, as soon as its paths are known: while another thread's `env()` waits for the
-        parent to import TensorFlow, an nbgrader can start. None if the parent failed to start, or when no
-        `env()` is under way."""
+        parent to import TensorFlow, an nbgrader can start. Call it only once an `env()` is under way (LocalRunner
+        starts one first); None if the parent failed to start, or if its paths are not known within `timeout`."""
         with self._early_known:
             if not self._early_known.wait_for(lambda: self._early is not None, timeout):
                 return None
